@@ -10,6 +10,8 @@
 
 mod cancel;
 mod chunk;
+pub mod codec;
+pub mod speaker;
 mod error;
 mod request;
 mod model;
