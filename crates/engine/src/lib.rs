@@ -10,17 +10,30 @@
 
 mod cancel;
 mod chunk;
+pub mod code_predictor;
 pub mod codec;
-pub mod speaker;
+pub mod config;
 mod error;
-mod request;
+pub mod generate;
 mod model;
+pub mod plan;
+pub mod prompt;
+mod request;
+mod session;
+pub mod sampling;
+pub mod speaker;
+pub mod talker;
+pub mod text_tokenizer;
+pub mod transformer;
+pub mod voice_clone;
+pub mod weights;
 
 pub use cancel::CancelToken;
 pub use chunk::AudioChunk;
 pub use error::{Error, Result};
 pub use request::{RefAudio, SamplingOptions, SynthesisRequest};
-pub use model::{LoadOptions, Model, ModelInfo, Session, SessionStats, Variant};
+pub use model::{LoadOptions, Model, ModelInfo, ModelParts, Session, SessionStats, Variant};
+pub use generate::Frame;
 
 /// Output sample rate of every released 12 Hz model.
 pub const SAMPLE_RATE: u32 = 24_000;

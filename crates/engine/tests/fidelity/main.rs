@@ -1,5 +1,6 @@
-//! Fidelity tests: the engine against the reference implementation's fixtures
-//! (`testdata/fixtures/*.safetensors`, made by `testdata/gen/make_golden.py` from qwen-tts 0.1.1).
+//! Fidelity tests: the engine against fixtures produced by the reference implementation
+//! (`qwen-tts` 0.1.1) on tiny random-weight models in the real checkpoint layout
+//! (testdata/, see testdata/gen/README.md).
 
-mod codec;
-mod codec_util;
+mod common;
+mod talker_forward;

@@ -1,0 +1,75 @@
+//! The talker (`talker.*`): text embedding + `text_projection` MLP, codec embedding, the Qwen3
+//! decoder stack and `codec_head` (logits over the codec vocab, codebook 0 plus specials).
+
+use candle_core::{DType, Module, Result, Tensor};
+use candle_nn::kv_cache::KvCache;
+use candle_nn::{linear, linear_no_bias, Linear, VarBuilder};
+
+use crate::config::TalkerConfig;
+use crate::transformer::DecoderStack;
+
+#[derive(Clone, Debug)]
+pub struct Talker {
+    text_embedding: Tensor,
+    text_fc1: Linear,
+    text_fc2: Linear,
+    codec_embedding: Tensor,
+    model: DecoderStack,
+    codec_head: Linear,
+    hidden: usize,
+}
+
+impl Talker {
+    /// Load from the `talker` prefix of model.safetensors.
+    pub fn load(cfg: &TalkerConfig, vb: VarBuilder) -> Result<Self> {
+        let h = cfg.stack.hidden_size;
+        let th = cfg.text_hidden_size;
+        let m = vb.pp("model");
+        let tp = vb.pp("text_projection");
+        Ok(Self {
+            text_embedding: m.get((cfg.text_vocab_size, th), "text_embedding.weight")?,
+            text_fc1: linear(th, th, tp.pp("linear_fc1"))?,
+            text_fc2: linear(th, h, tp.pp("linear_fc2"))?,
+            codec_embedding: m.get((cfg.stack.vocab_size, h), "codec_embedding.weight")?,
+            model: DecoderStack::load(&cfg.stack, m.clone())?,
+            codec_head: linear_no_bias(h, cfg.stack.vocab_size, vb.pp("codec_head"))?,
+            hidden: h,
+        })
+    }
+
+    pub fn hidden_size(&self) -> usize {
+        self.hidden
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.codec_embedding.dtype()
+    }
+
+    /// T(ids) = text_projection(text_embedding(ids)): `[n, hidden]`.
+    pub fn embed_text(&self, ids: &[u32]) -> Result<Tensor> {
+        let idx = Tensor::new(ids, self.text_embedding.device())?;
+        let e = self.text_embedding.index_select(&idx, 0)?;
+        let e = candle_nn::ops::silu(&self.text_fc1.forward(&e)?)?;
+        self.text_fc2.forward(&e)
+    }
+
+    /// C(ids) = codec_embedding(ids): `[n, hidden]`.
+    pub fn embed_codec(&self, ids: &[u32]) -> Result<Tensor> {
+        let idx = Tensor::new(ids, self.codec_embedding.device())?;
+        self.codec_embedding.index_select(&idx, 0)
+    }
+
+    pub fn new_caches(&self) -> Vec<KvCache> {
+        self.model.new_caches()
+    }
+
+    /// `[1, t, hidden]` input embeddings → final-norm hidden states `[1, t, hidden]`.
+    pub fn forward(&self, x: &Tensor, caches: &mut [KvCache]) -> Result<Tensor> {
+        self.model.forward(x, caches)
+    }
+
+    /// `codec_head` on hidden states.
+    pub fn logits(&self, h: &Tensor) -> Result<Tensor> {
+        self.codec_head.forward(h)
+    }
+}

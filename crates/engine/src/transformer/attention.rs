@@ -1,0 +1,95 @@
+//! Qwen3 self-attention: q/k/v projections, per-head RMSNorm on q and k, RoPE, grouped-query
+//! attention (causal) against a growing KV cache, output projection.
+
+use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_nn::kv_cache::KvCache;
+use candle_nn::{linear_b, Linear, VarBuilder};
+
+use super::norm::RmsNorm;
+use super::rotary::Rotary;
+use crate::config::StackConfig;
+
+/// Initial KV-cache capacity in positions; it grows by this much when full.
+const CACHE_BLOCK: usize = 256;
+
+/// One layer's key/value cache, `[1, kv_heads, positions, head_dim]`.
+pub fn new_cache() -> KvCache {
+    KvCache::new(2, CACHE_BLOCK)
+}
+
+#[derive(Clone, Debug)]
+pub struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    q_norm: RmsNorm,
+    k_norm: RmsNorm,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    pub fn load(cfg: &StackConfig, vb: VarBuilder) -> Result<Self> {
+        let (h, d) = (cfg.hidden_size, cfg.head_dim());
+        let (nh, nkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
+        let bias = cfg.attention_bias;
+        Ok(Self {
+            q_proj: linear_b(h, nh * d, bias, vb.pp("q_proj"))?,
+            k_proj: linear_b(h, nkv * d, bias, vb.pp("k_proj"))?,
+            v_proj: linear_b(h, nkv * d, bias, vb.pp("v_proj"))?,
+            o_proj: linear_b(nh * d, h, bias, vb.pp("o_proj"))?,
+            q_norm: RmsNorm::load(d, cfg.rms_norm_eps, vb.pp("q_norm"))?,
+            k_norm: RmsNorm::load(d, cfg.rms_norm_eps, vb.pp("k_norm"))?,
+            heads: nh,
+            kv_heads: nkv,
+            head_dim: d,
+        })
+    }
+
+    /// `x` is `[1, t, hidden]`; positions continue from what the cache already holds.
+    pub fn forward(&self, x: &Tensor, rotary: &Rotary, cache: &mut KvCache) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        if b != 1 {
+            candle_core::bail!("attention runs one sequence at a time (batch {b})");
+        }
+        let (nh, nkv, d) = (self.heads, self.kv_heads, self.head_dim);
+        let offset = cache.current_seq_len();
+        let q = self.q_proj.forward(x)?.reshape((1, t, nh, d))?;
+        let k = self.k_proj.forward(x)?.reshape((1, t, nkv, d))?;
+        let v = self.v_proj.forward(x)?.reshape((1, t, nkv, d))?;
+        let q = self.q_norm.forward(&q)?.transpose(1, 2)?.contiguous()?;
+        let k = self.k_norm.forward(&k)?.transpose(1, 2)?.contiguous()?;
+        let v = v.transpose(1, 2)?.contiguous()?;
+        let (cos, sin) = rotary.tables(offset, t, q.dtype(), q.device())?;
+        let q = Rotary::apply(&q, &cos, &sin)?;
+        let k = Rotary::apply(&k, &cos, &sin)?;
+        let (k, v) = cache.append(&k, &v)?;
+        let total = k.dim(2)?;
+        let rep = nh / nkv;
+        // Query heads h = kv * rep + r share kv head `kv`: fold the rep heads into the rows.
+        let q = q.reshape((nkv, rep * t, d))?;
+        let k = k.squeeze(0)?.contiguous()?;
+        let v = v.squeeze(0)?.contiguous()?;
+        let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?.to_dtype(DType::F32)?;
+        let scores = if t > 1 {
+            let mask = causal_mask(t, offset, total, x.device())?;
+            scores.reshape((nkv, rep, t, total))?.broadcast_add(&mask)?.reshape((nkv, rep * t, total))?
+        } else {
+            scores
+        };
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
+        let out = probs.matmul(&v)?; // [nkv, rep*t, d]
+        let out = out.reshape((1, nh, t, d))?.transpose(1, 2)?.reshape((1, t, nh * d))?;
+        self.o_proj.forward(&out)
+    }
+}
+
+/// `[t, total]`: 0 where query `offset+i` may see key `j` (j <= offset+i), -inf elsewhere.
+fn causal_mask(t: usize, offset: usize, total: usize, device: &Device) -> Result<Tensor> {
+    let mask: Vec<f32> = (0..t)
+        .flat_map(|i| (0..total).map(move |j| if j <= offset + i { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    Tensor::from_vec(mask, (t, total), device)
+}
