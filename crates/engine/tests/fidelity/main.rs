@@ -1,6 +1,8 @@
 //! Fidelity tests: the engine against fixtures produced by the reference implementation
-//! (`qwen-tts` 0.1.1) on tiny random-weight models in the real checkpoint layout
-//! (testdata/, see testdata/gen/README.md).
+//! (`qwen-tts` 0.1.1, via `testdata/gen/make_golden.py`) on tiny random-weight models in the real
+//! checkpoint layout (`testdata/`).
 
+mod codec;
+mod codec_util;
 mod common;
 mod talker_forward;
