@@ -144,7 +144,11 @@ impl RepoCache {
         let pointer = self.snapshot(commit).join(path);
         let dir = pointer.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
-        let tmp = dir.join(format!(".{}.tmp{}", file_name(&pointer), std::process::id()));
+        let tmp = dir.join(format!(
+            ".{}.tmp{}",
+            file_name(&pointer),
+            std::process::id()
+        ));
         let _ = fs::remove_file(&tmp);
         make_link(&relative_blob_target(path, etag), &self.blob(etag), &tmp)
             .map_err(|e| Error::io("cannot create link", &tmp, e))?;
@@ -180,14 +184,23 @@ mod tests {
 
     #[test]
     fn folder_names_round_trip() {
-        assert_eq!(repo_folder_name("Qwen/Qwen3-TTS"), "models--Qwen--Qwen3-TTS");
-        assert_eq!(repo_from_folder_name("models--Qwen--Qwen3-TTS").as_deref(), Some("Qwen/Qwen3-TTS"));
+        assert_eq!(
+            repo_folder_name("Qwen/Qwen3-TTS"),
+            "models--Qwen--Qwen3-TTS"
+        );
+        assert_eq!(
+            repo_from_folder_name("models--Qwen--Qwen3-TTS").as_deref(),
+            Some("Qwen/Qwen3-TTS")
+        );
         assert_eq!(repo_from_folder_name("datasets--a--b"), None);
     }
 
     #[test]
     fn link_targets_climb_one_level_per_directory() {
-        assert_eq!(relative_blob_target("config.json", "e1"), PathBuf::from("../../blobs/e1"));
+        assert_eq!(
+            relative_blob_target("config.json", "e1"),
+            PathBuf::from("../../blobs/e1")
+        );
         assert_eq!(
             relative_blob_target("speech_tokenizer/model.safetensors", "e2"),
             PathBuf::from("../../../blobs/e2")
@@ -217,7 +230,10 @@ mod tests {
         fs::write(c.blob("etag1"), b"hello").unwrap();
         c.link(&sha, "sub/f.txt", "etag1").unwrap();
         let link = c.snapshot(&sha).join("sub/f.txt");
-        assert_eq!(fs::read_link(&link).unwrap(), PathBuf::from("../../../blobs/etag1"));
+        assert_eq!(
+            fs::read_link(&link).unwrap(),
+            PathBuf::from("../../../blobs/etag1")
+        );
         assert_eq!(fs::read(&link).unwrap(), b"hello");
         assert!(c.has_file(&sha, "sub/f.txt"));
         assert!(!c.has_file(&sha, "other"));

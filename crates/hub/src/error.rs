@@ -31,14 +31,8 @@ pub enum Error {
     BadSpec { spec: String, reason: String },
 
     /// The model is not (completely) in the cache and the network cannot be used.
-    #[error("{}", not_cached_message(repo, revision, missing, looked_in, why))]
-    NotCached {
-        repo: String,
-        revision: String,
-        missing: Vec<String>,
-        looked_in: PathBuf,
-        why: NoNetwork,
-    },
+    #[error("{0}")]
+    NotCached(Box<NotCached>),
 
     /// The hub answered 404 for the repository or the revision.
     #[error("{what} not found on {endpoint}{}: check the spelling; for a private or gated repo set HF_TOKEN", detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
@@ -107,7 +101,11 @@ pub enum Error {
 
 impl Error {
     /// Wraps an I/O error with what we were doing and on which path.
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         Error::Io {
             action,
             path: path.into(),
@@ -116,21 +114,41 @@ impl Error {
     }
 }
 
-fn not_cached_message(
-    repo: &str,
-    revision: &str,
-    missing: &[String],
-    looked_in: &std::path::Path,
-    why: &NoNetwork,
-) -> String {
-    let (because, unset) = match why {
-        NoNetwork::Offline => ("HF_HUB_OFFLINE is set".to_string(), " (without HF_HUB_OFFLINE)"),
-        NoNetwork::Unreachable { endpoint, detail } => (format!("cannot reach {endpoint} ({detail})"), ""),
-    };
-    format!(
-        "model {repo}@{revision} is not in the Hugging Face cache and {because}: missing {} (looked in {}).\n\
-         Fix: run `q3tts pull {repo}` where there is network{unset}, or pass --model DIR with a local copy of the model.",
-        missing.join(", "),
-        looked_in.display()
-    )
+/// The details of [`Error::NotCached`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotCached {
+    /// `org/name`.
+    pub repo: String,
+    /// The revision asked for.
+    pub revision: String,
+    /// The files the cache lacks (or a description, when nothing of the repo is cached).
+    pub missing: Vec<String>,
+    /// The snapshot directory (or the repo's cache folder) we looked in.
+    pub looked_in: PathBuf,
+    /// Why the network could not be used.
+    pub why: NoNetwork,
+}
+
+impl std::fmt::Display for NotCached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (because, unset) = match &self.why {
+            NoNetwork::Offline => (
+                "HF_HUB_OFFLINE is set".to_string(),
+                " (without HF_HUB_OFFLINE)",
+            ),
+            NoNetwork::Unreachable { endpoint, detail } => {
+                (format!("cannot reach {endpoint} ({detail})"), "")
+            }
+        };
+        write!(
+            f,
+            "model {}@{} is not in the Hugging Face cache and {because}: missing {} (looked in {}).\n\
+             Fix: run `q3tts pull {}` where there is network{unset}, or pass --model DIR with a local copy of the model.",
+            self.repo,
+            self.revision,
+            self.missing.join(", "),
+            self.looked_in.display(),
+            self.repo
+        )
+    }
 }

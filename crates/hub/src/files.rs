@@ -52,7 +52,11 @@ pub struct Plan {
 /// files are missing (then it is not a Qwen3-TTS model).
 pub fn plan(listing: &[String]) -> Result<Plan, Vec<String>> {
     let has = |f: &str| listing.iter().any(|l| l == f);
-    let mut missing: Vec<String> = CORE.iter().filter(|f| !has(f)).map(|f| f.to_string()).collect();
+    let mut missing: Vec<String> = CORE
+        .iter()
+        .filter(|f| !has(f))
+        .map(|f| f.to_string())
+        .collect();
     let sharded = !has(WEIGHTS) && has(WEIGHTS_INDEX);
     if !has(WEIGHTS) && !sharded {
         missing.push(format!("{WEIGHTS} (nor {WEIGHTS_INDEX})"));
@@ -90,7 +94,8 @@ struct Index {
 
 /// The distinct shard files a `model.safetensors.index.json` names, sorted.
 pub fn shards_in_index(json: &[u8]) -> Result<Vec<String>, String> {
-    let index: Index = serde_json::from_slice(json).map_err(|e| format!("not a weights index: {e}"))?;
+    let index: Index =
+        serde_json::from_slice(json).map_err(|e| format!("not a weights index: {e}"))?;
     let shards: BTreeSet<String> = index.weight_map.into_values().collect();
     if shards.is_empty() {
         return Err("the weights index names no shard".to_string());
@@ -106,7 +111,11 @@ pub fn missing_in_snapshot(
     present: impl Fn(&str) -> bool,
     absent: impl Fn(&str) -> bool,
 ) -> Vec<String> {
-    let mut missing: Vec<String> = CORE.iter().filter(|f| !present(f)).map(|f| f.to_string()).collect();
+    let mut missing: Vec<String> = CORE
+        .iter()
+        .filter(|f| !present(f))
+        .map(|f| f.to_string())
+        .collect();
     if !present(WEIGHTS) {
         if present(WEIGHTS_INDEX) {
             match std::fs::read(snapshot.join(WEIGHTS_INDEX))
@@ -121,7 +130,12 @@ pub fn missing_in_snapshot(
         }
     }
     if !present(TOKENIZER_JSON) {
-        missing.extend(BPE_PAIR.iter().filter(|f| !present(f)).map(|f| f.to_string()));
+        missing.extend(
+            BPE_PAIR
+                .iter()
+                .filter(|f| !present(f))
+                .map(|f| f.to_string()),
+        );
     }
     missing.extend(
         EXPECTED
@@ -162,12 +176,22 @@ mod tests {
         let mut got = p.files.clone();
         got.sort();
         let mut want = names(REAL_REPO);
-        want.retain(|f| ![".gitattributes", "README.md", "speech_tokenizer/configuration.json"].contains(&f.as_str()));
+        want.retain(|f| {
+            ![
+                ".gitattributes",
+                "README.md",
+                "speech_tokenizer/configuration.json",
+            ]
+            .contains(&f.as_str())
+        });
         assert_eq!(got, want);
         assert!(!p.sharded);
         assert!(p.absent.is_empty());
         // The big files come last, so small failures show before a long download.
-        assert_eq!(p.files.last().unwrap(), "speech_tokenizer/model.safetensors");
+        assert_eq!(
+            p.files.last().unwrap(),
+            "speech_tokenizer/model.safetensors"
+        );
     }
 
     #[test]
@@ -183,7 +207,10 @@ mod tests {
         .unwrap();
         assert!(p.sharded);
         assert!(p.files.contains(&WEIGHTS_INDEX.to_string()));
-        assert!(!p.files.iter().any(|f| f.starts_with("model-0")), "shards come from the index");
+        assert!(
+            !p.files.iter().any(|f| f.starts_with("model-0")),
+            "shards come from the index"
+        );
         let mut absent = p.absent.clone();
         absent.sort();
         assert_eq!(
@@ -209,7 +236,10 @@ mod tests {
     #[test]
     fn shards_are_distinct_and_sorted() {
         let j = br#"{"metadata":{},"weight_map":{"a":"m-2.safetensors","b":"m-1.safetensors","c":"m-2.safetensors"}}"#;
-        assert_eq!(shards_in_index(j).unwrap(), names(&["m-1.safetensors", "m-2.safetensors"]));
+        assert_eq!(
+            shards_in_index(j).unwrap(),
+            names(&["m-1.safetensors", "m-2.safetensors"])
+        );
         assert!(shards_in_index(b"{}").is_err());
         assert!(shards_in_index(br#"{"weight_map":{}}"#).is_err());
     }
@@ -230,7 +260,8 @@ mod tests {
             "speech_tokenizer/model.safetensors",
         ];
         assert!(missing_in_snapshot(dir.path(), have(full), none).is_empty());
-        let partial: &'static [&'static str] = &["config.json", "vocab.json", "tokenizer_config.json"];
+        let partial: &'static [&'static str] =
+            &["config.json", "vocab.json", "tokenizer_config.json"];
         let m = missing_in_snapshot(dir.path(), have(partial), |f| f == "generation_config.json");
         assert_eq!(
             m,

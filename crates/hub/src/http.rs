@@ -77,8 +77,16 @@ impl Remote {
     }
 
     /// `GET {endpoint}/api/models/{repo}/revision/{rev}`.
-    pub fn repo_info(&self, repo: &str, revision: &str) -> Result<std::result::Result<RepoInfo, Unreachable>> {
-        let url = format!("{}/api/models/{repo}/revision/{}", self.endpoint, encode(revision, false));
+    pub fn repo_info(
+        &self,
+        repo: &str,
+        revision: &str,
+    ) -> Result<std::result::Result<RepoInfo, Unreachable>> {
+        let url = format!(
+            "{}/api/models/{repo}/revision/{}",
+            self.endpoint,
+            encode(revision, false)
+        );
         let mut resp = match self.send(self.agent.get(&url), &url) {
             Ok(r) => r,
             Err(u) => return Ok(Err(u)),
@@ -86,7 +94,14 @@ impl Remote {
         let status = resp.status();
         if !status.is_success() {
             let what = format!("model {repo} at revision {revision}");
-            return Err(status_error(status, resp.headers(), &url, &what, repo, &self.endpoint));
+            return Err(status_error(
+                status,
+                resp.headers(),
+                &url,
+                &what,
+                repo,
+                &self.endpoint,
+            ));
         }
         let body = resp
             .body_mut()
@@ -115,7 +130,12 @@ impl Remote {
 
     /// `HEAD {endpoint}/{repo}/resolve/{rev}/{path}`, following only same-host redirects that are
     /// not LFS redirects (a renamed repository), like huggingface_hub.
-    pub fn file_meta(&self, repo: &str, revision: &str, path: &str) -> Result<std::result::Result<FileMeta, Unreachable>> {
+    pub fn file_meta(
+        &self,
+        repo: &str,
+        revision: &str,
+        path: &str,
+    ) -> Result<std::result::Result<FileMeta, Unreachable>> {
         let mut url = format!(
             "{}/{repo}/resolve/{}/{}",
             self.endpoint,
@@ -146,7 +166,14 @@ impl Remote {
                 return meta_from(headers, &url, url.clone()).map(Ok);
             }
             let what = format!("{path} in {repo} at revision {revision}");
-            return Err(status_error(status, headers, &url, &what, repo, &self.endpoint));
+            return Err(status_error(
+                status,
+                headers,
+                &url,
+                &what,
+                repo,
+                &self.endpoint,
+            ));
         }
         Err(Error::Protocol {
             url,
@@ -171,7 +198,11 @@ impl Remote {
         self.send(req, url)
     }
 
-    fn send(&self, mut req: ureq::RequestBuilder<ureq::typestate::WithoutBody>, url: &str) -> Answer {
+    fn send(
+        &self,
+        mut req: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+        url: &str,
+    ) -> Answer {
         if let Some(token) = &self.token {
             if same_host(url, &self.endpoint) {
                 req = req.header("Authorization", format!("Bearer {token}"));
@@ -191,7 +222,10 @@ fn meta_from(headers: &HeaderMap, url: &str, content_url: String) -> Result<File
             url: url.to_string(),
             reason: "no ETag header".to_string(),
         })?;
-    if !etag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if !etag
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Err(Error::Protocol {
             url: url.to_string(),
             reason: format!("ETag {etag:?} cannot name a cache file"),
@@ -213,7 +247,14 @@ fn meta_from(headers: &HeaderMap, url: &str, content_url: String) -> Result<File
     })
 }
 
-fn status_error(status: StatusCode, headers: &HeaderMap, url: &str, what: &str, repo: &str, endpoint: &str) -> Error {
+fn status_error(
+    status: StatusCode,
+    headers: &HeaderMap,
+    url: &str,
+    what: &str,
+    repo: &str,
+    endpoint: &str,
+) -> Error {
     let detail = header(headers, "x-error-message")
         .or_else(|| header(headers, "x-error-code"))
         .map(str::to_string);
@@ -253,7 +294,10 @@ pub fn normalize_etag(etag: &str) -> String {
 pub fn encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || (keep_slash && b == b'/') {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && b == b'/')
+        {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -282,7 +326,11 @@ pub fn join_url(base: &str, location: &str) -> String {
     let path = &base[origin_end..];
     let path = path.split(['?', '#']).next().unwrap_or("");
     let dir = &path[..path.rfind('/').map(|i| i + 1).unwrap_or(0)];
-    format!("{}{}{location}", &base[..origin_end], if dir.is_empty() { "/" } else { dir })
+    format!(
+        "{}{}{location}",
+        &base[..origin_end],
+        if dir.is_empty() { "/" } else { dir }
+    )
 }
 
 fn host_of(url: &str) -> &str {
@@ -319,7 +367,10 @@ mod tests {
     #[test]
     fn revisions_and_paths_are_encoded() {
         assert_eq!(encode("refs/pr/1", false), "refs%2Fpr%2F1");
-        assert_eq!(encode("speech_tokenizer/model.safetensors", true), "speech_tokenizer/model.safetensors");
+        assert_eq!(
+            encode("speech_tokenizer/model.safetensors", true),
+            "speech_tokenizer/model.safetensors"
+        );
         assert_eq!(encode("a b", true), "a%20b");
     }
 
@@ -327,8 +378,14 @@ mod tests {
     fn locations_are_joined() {
         let base = "http://127.0.0.1:8080/o/n/resolve/main/model.safetensors";
         assert_eq!(join_url(base, "/lfs/abc"), "http://127.0.0.1:8080/lfs/abc");
-        assert_eq!(join_url(base, "https://cdn.example/x?sig=1"), "https://cdn.example/x?sig=1");
-        assert_eq!(join_url(base, "other"), "http://127.0.0.1:8080/o/n/resolve/main/other");
+        assert_eq!(
+            join_url(base, "https://cdn.example/x?sig=1"),
+            "https://cdn.example/x?sig=1"
+        );
+        assert_eq!(
+            join_url(base, "other"),
+            "http://127.0.0.1:8080/o/n/resolve/main/other"
+        );
         assert_eq!(join_url(base, "//cdn.example/y"), "http://cdn.example/y");
         assert!(same_host(base, "http://127.0.0.1:8080"));
         assert!(!same_host(base, "https://cdn.example/x"));

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::cache::{is_safe_repo_path, RepoCache};
 use crate::download::fetch_blob;
-use crate::error::{Error, NoNetwork, Result};
+use crate::error::{Error, NoNetwork, NotCached, Result};
 use crate::files::{missing_in_snapshot, plan, shards_in_index, WEIGHTS_INDEX};
 use crate::http::{FileMeta, Remote, RepoInfo, Unreachable};
 use crate::progress::Progress;
@@ -34,7 +34,12 @@ impl Hub {
 
     /// A hub with explicit values: the hub cache directory (the one holding `models--*`), the
     /// endpoint URL, an optional token and offline mode.
-    pub fn with(cache_dir: impl Into<PathBuf>, endpoint: &str, token: Option<String>, offline: bool) -> Hub {
+    pub fn with(
+        cache_dir: impl Into<PathBuf>,
+        endpoint: &str,
+        token: Option<String>,
+        offline: bool,
+    ) -> Hub {
         Hub::new(HubSettings {
             cache_dir: cache_dir.into(),
             endpoint: endpoint.trim_end_matches('/').to_string(),
@@ -82,19 +87,27 @@ impl Hub {
         let local = cache.commit_for(&r.revision);
         let (missing, looked_in) = match &local {
             Some(commit) => (self.missing(&cache, commit), cache.snapshot(commit)),
-            None if cache.root().is_dir() => (vec![format!("refs/{}", r.revision)], cache.root().to_path_buf()),
-            None => (vec!["every file (nothing of this repo is cached)".to_string()], cache.root().to_path_buf()),
+            None if cache.root().is_dir() => (
+                vec![format!("refs/{}", r.revision)],
+                cache.root().to_path_buf(),
+            ),
+            None => (
+                vec!["every file (nothing of this repo is cached)".to_string()],
+                cache.root().to_path_buf(),
+            ),
         };
         let complete = local.is_some() && missing.is_empty();
         if complete && (!refresh || self.settings.offline || r.is_commit()) {
             return Ok(looked_in);
         }
-        let not_cached = |why: NoNetwork| Error::NotCached {
-            repo: r.repo.clone(),
-            revision: r.revision.clone(),
-            missing: missing.clone(),
-            looked_in: looked_in.clone(),
-            why,
+        let not_cached = |why: NoNetwork| {
+            Error::NotCached(Box::new(NotCached {
+                repo: r.repo.clone(),
+                revision: r.revision.clone(),
+                missing: missing.clone(),
+                looked_in: looked_in.clone(),
+                why,
+            }))
         };
         if self.settings.offline {
             return Err(not_cached(NoNetwork::Offline));
@@ -108,7 +121,13 @@ impl Hub {
     }
 
     /// Fetches whatever the snapshot of `info.sha` lacks, then points `refs/<rev>` at it.
-    fn complete(&self, cache: &RepoCache, r: &RepoRef, info: &RepoInfo, progress: bool) -> Result<PathBuf> {
+    fn complete(
+        &self,
+        cache: &RepoCache,
+        r: &RepoRef,
+        info: &RepoInfo,
+        progress: bool,
+    ) -> Result<PathBuf> {
         let commit = info.sha.as_str();
         let plan = plan(&info.files).map_err(|missing| Error::NotAModel {
             repo: r.repo.clone(),
@@ -133,7 +152,10 @@ impl Hub {
         let index_path = cache.snapshot(&info.sha).join(WEIGHTS_INDEX);
         let json = fs::read(&index_path).map_err(|e| Error::io("cannot read", &index_path, e))?;
         let shards = shards_in_index(&json).map_err(|reason| Error::Protocol {
-            url: format!("{}/{}/resolve/{}/{WEIGHTS_INDEX}", self.settings.endpoint, r.repo, info.sha),
+            url: format!(
+                "{}/{}/resolve/{}/{WEIGHTS_INDEX}",
+                self.settings.endpoint, r.repo, info.sha
+            ),
             reason,
         })?;
         let unlisted: Vec<String> = shards
@@ -145,7 +167,10 @@ impl Hub {
             return Err(Error::NotAModel {
                 repo: r.repo.clone(),
                 revision: r.revision.clone(),
-                missing: unlisted.into_iter().map(|s| format!("{s} (named by {WEIGHTS_INDEX})")).collect(),
+                missing: unlisted
+                    .into_iter()
+                    .map(|s| format!("{s} (named by {WEIGHTS_INDEX})"))
+                    .collect(),
             });
         }
         Ok(shards)
@@ -153,20 +178,30 @@ impl Hub {
 
     /// Makes every file of `files` present in `snapshots/<commit>/`: links blobs already cached,
     /// downloads the others.
-    fn ensure(&self, cache: &RepoCache, r: &RepoRef, commit: &str, files: &[String], progress: bool) -> Result<()> {
-        let todo: Vec<&String> = files.iter().filter(|f| !cache.has_file(commit, f)).collect();
+    fn ensure(
+        &self,
+        cache: &RepoCache,
+        r: &RepoRef,
+        commit: &str,
+        files: &[String],
+        progress: bool,
+    ) -> Result<()> {
+        let todo: Vec<&String> = files
+            .iter()
+            .filter(|f| !cache.has_file(commit, f))
+            .collect();
         let mut jobs: Vec<(&str, FileMeta)> = Vec::new();
         for (i, path) in todo.iter().enumerate() {
             let meta = match self.remote.file_meta(&r.repo, commit, path)? {
                 Ok(meta) => meta,
                 Err(Unreachable(detail)) => {
-                    return Err(Error::NotCached {
+                    return Err(Error::NotCached(Box::new(NotCached {
                         repo: r.repo.clone(),
                         revision: r.revision.clone(),
                         missing: todo[i..].iter().map(|s| s.to_string()).collect(),
                         looked_in: cache.snapshot(commit),
                         why: self.unreachable(detail),
-                    })
+                    })))
                 }
             };
             if cache.blob(&meta.etag).is_file() {

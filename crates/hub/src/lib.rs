@@ -16,7 +16,7 @@ mod settings;
 mod spec;
 
 pub use cache::{relative_blob_target, repo_folder_name};
-pub use error::{Error, NoNetwork, Result};
+pub use error::{Error, NoNetwork, NotCached, Result};
 pub use hub::Hub;
 pub use list::CachedModel;
 pub use settings::{HubSettings, DEFAULT_ENDPOINT};

@@ -74,7 +74,11 @@ fn list_repo(cache_dir: &Path, repo: &str) -> Vec<CachedModel> {
         .is_empty();
         out.push(CachedModel {
             repo: repo.to_string(),
-            refs: refs.iter().filter(|(_, c)| *c == commit).map(|(n, _)| n.clone()).collect(),
+            refs: refs
+                .iter()
+                .filter(|(_, c)| *c == commit)
+                .map(|(n, _)| n.clone())
+                .collect(),
             size_bytes: size_on_disk(&path),
             commit,
             path,
@@ -91,13 +95,18 @@ fn read_refs(refs_dir: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut stack = vec![refs_dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
             } else if let (Ok(sha), Ok(rel)) = (fs::read_to_string(&p), p.strip_prefix(refs_dir)) {
-                out.push((rel.to_string_lossy().replace('\\', "/"), sha.trim().to_string()));
+                out.push((
+                    rel.to_string_lossy().replace('\\', "/"),
+                    sha.trim().to_string(),
+                ));
             }
         }
     }
@@ -122,7 +131,9 @@ fn size_on_disk(snapshot: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![snapshot.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             let Ok(meta) = fs::metadata(&p) else { continue };

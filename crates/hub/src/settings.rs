@@ -81,7 +81,10 @@ impl HubSettings {
 }
 
 fn is_true(v: &str) -> bool {
-    matches!(v.trim().to_ascii_uppercase().as_str(), "1" | "ON" | "YES" | "TRUE")
+    matches!(
+        v.trim().to_ascii_uppercase().as_str(),
+        "1" | "ON" | "YES" | "TRUE"
+    )
 }
 
 #[cfg(test)]
@@ -90,8 +93,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> HubSettings {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         HubSettings::from_vars(|k| map.get(k).cloned())
     }
 
@@ -110,7 +115,11 @@ mod tests {
     fn precedence_matches_huggingface_hub() {
         let s = settings(&[("HOME", "/h"), ("HF_HOME", "/hf")]);
         assert_eq!(s.cache_dir, PathBuf::from("/hf/hub"));
-        let s = settings(&[("HOME", "/h"), ("HF_HOME", "/hf"), ("HUGGINGFACE_HUB_CACHE", "/old")]);
+        let s = settings(&[
+            ("HOME", "/h"),
+            ("HF_HOME", "/hf"),
+            ("HUGGINGFACE_HUB_CACHE", "/old"),
+        ]);
         assert_eq!(s.cache_dir, PathBuf::from("/old"));
         let s = settings(&[
             ("HOME", "/h"),
@@ -131,7 +140,13 @@ mod tests {
         assert_eq!(s.endpoint, "http://127.0.0.1:9");
         assert_eq!(s.token.as_deref(), Some("hf_abc"));
         assert!(s.offline);
-        for (v, want) in [("yes", true), ("TRUE", true), ("on", true), ("0", false), ("no", false)] {
+        for (v, want) in [
+            ("yes", true),
+            ("TRUE", true),
+            ("on", true),
+            ("0", false),
+            ("no", false),
+        ] {
             assert_eq!(settings(&[("HF_HUB_OFFLINE", v)]).offline, want, "{v}");
         }
         assert!(settings(&[("TRANSFORMERS_OFFLINE", "1")]).offline);
@@ -143,7 +158,10 @@ mod tests {
         std::fs::write(dir.path().join("token"), "hf_from_file\n").unwrap();
         let s = settings(&[("HF_HOME", dir.path().to_str().unwrap())]);
         assert_eq!(s.token.as_deref(), Some("hf_from_file"));
-        let s = settings(&[("HF_HOME", dir.path().to_str().unwrap()), ("HF_TOKEN", "env")]);
+        let s = settings(&[
+            ("HF_HOME", dir.path().to_str().unwrap()),
+            ("HF_TOKEN", "env"),
+        ]);
         assert_eq!(s.token.as_deref(), Some("env"));
     }
 }

@@ -34,7 +34,9 @@ impl RepoRef {
 
 /// True for a 40-character lowercase hex string, the form of a git commit sha.
 pub fn is_commit_sha(s: &str) -> bool {
-    s.len() == 40 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 40
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl ModelSpec {
@@ -83,8 +85,14 @@ fn parse_repo(spec: &str) -> Result<RepoRef> {
     if revision.is_empty() {
         return Err(bad(spec, "the revision after @ is empty"));
     }
-    if revision.contains("..") || revision.starts_with('/') || revision.chars().any(|c| c.is_control() || c == '\\') {
-        return Err(bad(spec, "the revision is not a valid branch, tag or commit"));
+    if revision.contains("..")
+        || revision.starts_with('/')
+        || revision.chars().any(|c| c.is_control() || c == '\\')
+    {
+        return Err(bad(
+            spec,
+            "the revision is not a valid branch, tag or commit",
+        ));
     }
     let mut parts = repo.split('/');
     let (org, name) = match (parts.next(), parts.next(), parts.next()) {
@@ -107,16 +115,29 @@ fn parse_repo(spec: &str) -> Result<RepoRef> {
 
 fn check_name_part(spec: &str, part: &str) -> Result<()> {
     if part.is_empty() || part.len() > 96 {
-        return Err(bad(spec, "the organisation and the name must each be 1 to 96 characters"));
+        return Err(bad(
+            spec,
+            "the organisation and the name must each be 1 to 96 characters",
+        ));
     }
     if !part
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     {
-        return Err(bad(spec, "a repo id may only hold letters, digits, '-', '_' and '.'"));
+        return Err(bad(
+            spec,
+            "a repo id may only hold letters, digits, '-', '_' and '.'",
+        ));
     }
-    if part.starts_with(['-', '.']) || part.ends_with(['-', '.']) || part.contains("--") || part.contains("..") {
-        return Err(bad(spec, "a repo id part may not start or end with '-' or '.', nor hold '--' or '..'"));
+    if part.starts_with(['-', '.'])
+        || part.ends_with(['-', '.'])
+        || part.contains("--")
+        || part.contains("..")
+    {
+        return Err(bad(
+            spec,
+            "a repo id part may not start or end with '-' or '.', nor hold '--' or '..'",
+        ));
     }
     Ok(())
 }
@@ -157,7 +178,11 @@ mod tests {
     #[test]
     fn paths_are_local() {
         for p in ["/abs/dir", "./rel", "../up", ".", ".."] {
-            assert_eq!(ModelSpec::parse(p).unwrap(), ModelSpec::Local(PathBuf::from(p)), "{p}");
+            assert_eq!(
+                ModelSpec::parse(p).unwrap(),
+                ModelSpec::Local(PathBuf::from(p)),
+                "{p}"
+            );
         }
         if let Some(home) = std::env::var_os("HOME") {
             assert_eq!(
@@ -167,7 +192,10 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let s = dir.path().to_str().unwrap();
-        assert_eq!(ModelSpec::parse(s).unwrap(), ModelSpec::Local(dir.path().to_path_buf()));
+        assert_eq!(
+            ModelSpec::parse(s).unwrap(),
+            ModelSpec::Local(dir.path().to_path_buf())
+        );
     }
 
     #[test]

@@ -62,18 +62,36 @@ fn download_makes_the_exact_cache_tree_with_identical_files() {
     }
     want.insert("refs/main".into(), Entry::File(SHA1.as_bytes().to_vec()));
     // The repo has no top-level preprocessor_config.json; like huggingface_hub we remember that.
-    want.insert(format!(".no_exist/{SHA1}/preprocessor_config.json"), Entry::File(Vec::new()));
+    want.insert(
+        format!(".no_exist/{SHA1}/preprocessor_config.json"),
+        Entry::File(Vec::new()),
+    );
     let got = tree(&root);
-    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
-    assert!(got == want, "cache contents differ from the expected layout");
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    assert!(
+        got == want,
+        "cache contents differ from the expected layout"
+    );
 
     // The resolved directory reads as the source model, byte for byte.
     assert_same_files(&dir, &needed);
-    assert_eq!(fake_hub::read_tree(&dir).len(), needed.len(), "nothing extra in the snapshot");
+    assert_eq!(
+        fake_hub::read_tree(&dir).len(),
+        needed.len(),
+        "nothing extra in the snapshot"
+    );
 
     // Only the needed files were fetched: never the unrelated big file, README, etc.
     for s in server.log() {
-        for unwanted in ["big_unrelated.bin", "README.md", ".gitattributes", "configuration.json"] {
+        for unwanted in [
+            "big_unrelated.bin",
+            "README.md",
+            ".gitattributes",
+            "configuration.json",
+        ] {
             assert!(!s.path.contains(unwanted), "fetched {unwanted}: {s:?}");
         }
     }
@@ -87,7 +105,9 @@ fn download_makes_the_exact_cache_tree_with_identical_files() {
 fn a_second_resolve_makes_no_request_and_pull_only_checks_the_revision() {
     let server = start_hub();
     let home = tempfile::tempdir().unwrap();
-    let first = hub_with_env(home.path(), &server.url, &[]).resolve(CV, false).unwrap();
+    let first = hub_with_env(home.path(), &server.url, &[])
+        .resolve(CV, false)
+        .unwrap();
     server.reset_counters();
 
     // A new Hub, as a second run of the program would make.
@@ -154,8 +174,14 @@ fn pull_follows_a_moved_branch_and_reuses_unchanged_blobs() {
     assert_eq!(server.requests(), 0);
 
     let new = hub.pull(CV, false).unwrap();
-    assert_eq!(new, repo_dir(home.path(), CV).join("snapshots").join(new_sha));
-    assert_eq!(fs::read_to_string(repo_dir(home.path(), CV).join("refs/main")).unwrap(), new_sha);
+    assert_eq!(
+        new,
+        repo_dir(home.path(), CV).join("snapshots").join(new_sha)
+    );
+    assert_eq!(
+        fs::read_to_string(repo_dir(home.path(), CV).join("refs/main")).unwrap(),
+        new_sha
+    );
     assert_eq!(fs::read(new.join("config.json")).unwrap(), config);
     let mut want = needed("tiny-custom-voice");
     want.insert("config.json".into(), config);

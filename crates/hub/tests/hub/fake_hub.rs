@@ -58,7 +58,10 @@ pub struct FakeHub {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A 40-hex oid for a non-LFS file (the real hub sends the git blob sha1; any stable id will do).
@@ -66,7 +69,11 @@ fn oid(bytes: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(format!("blob {}\0", bytes.len()));
     h.update(bytes);
-    h.finalize().iter().take(20).map(|b| format!("{b:02x}")).collect()
+    h.finalize()
+        .iter()
+        .take(20)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Reads every file under `dir` (relative '/'-separated paths).
@@ -79,7 +86,11 @@ pub fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/");
+                let rel = p
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 out.insert(rel, std::fs::read(&p).unwrap());
             }
         }
@@ -98,7 +109,10 @@ impl Repo {
                 (path, Served { bytes, lfs, etag })
             })
             .collect();
-        Repo { sha: sha.to_string(), files }
+        Repo {
+            sha: sha.to_string(),
+            files,
+        }
     }
 }
 
@@ -119,7 +133,11 @@ impl FakeHub {
     }
 
     pub fn add_repo(&self, id: &str, repo: Repo) {
-        self.state.lock().unwrap().repos.insert(id.to_string(), repo);
+        self.state
+            .lock()
+            .unwrap()
+            .repos
+            .insert(id.to_string(), repo);
     }
 
     pub fn repo(&self, id: &str) -> Repo {
@@ -140,7 +158,13 @@ impl FakeHub {
 
     /// Content bytes served so far for a repo path (GET bodies only).
     pub fn served_bytes(&self, path: &str) -> u64 {
-        self.state.lock().unwrap().served_bytes.get(path).copied().unwrap_or(0)
+        self.state
+            .lock()
+            .unwrap()
+            .served_bytes
+            .get(path)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn reset_counters(&self) {
@@ -175,7 +199,11 @@ fn read_request(conn: &TcpStream) -> Option<Request> {
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
         }
     }
-    Some(Request { method, path, headers })
+    Some(Request {
+        method,
+        path,
+        headers,
+    })
 }
 
 fn percent_decode(s: &str) -> String {
@@ -228,7 +256,9 @@ impl Response {
 }
 
 fn handle(mut conn: TcpStream, state: &Mutex<State>) {
-    let Some(req) = read_request(&conn) else { return };
+    let Some(req) = read_request(&conn) else {
+        return;
+    };
     let head = req.method == "HEAD";
     let resp = {
         let mut st = state.lock().unwrap();
@@ -249,7 +279,10 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>) {
         _ => "Other",
     };
     let mut out = format!("HTTP/1.1 {} {reason}\r\nConnection: close\r\n", resp.status);
-    let has_len = resp.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
+    let has_len = resp
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-length"));
     for (k, v) in &resp.headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -266,7 +299,12 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>) {
     };
     if conn.write_all(body).is_ok() {
         if let Some(path) = &resp.content_of {
-            *state.lock().unwrap().served_bytes.entry(path.clone()).or_default() += body.len() as u64;
+            *state
+                .lock()
+                .unwrap()
+                .served_bytes
+                .entry(path.clone())
+                .or_default() += body.len() as u64;
         }
     }
     let _ = conn.flush();
@@ -367,9 +405,12 @@ fn content(st: &mut State, req: &Request, path: &str, f: &Served) -> Response {
         .and_then(|r| r.strip_suffix('-'))
         .and_then(|n| n.parse::<usize>().ok());
     let mut r = match start {
-        Some(s) if s >= total => return Response::new(416).header("Content-Range", format!("bytes */{total}")),
+        Some(s) if s >= total => {
+            return Response::new(416).header("Content-Range", format!("bytes */{total}"))
+        }
         Some(s) => {
-            let mut r = Response::new(206).header("Content-Range", format!("bytes {s}-{}/{total}", total - 1));
+            let mut r = Response::new(206)
+                .header("Content-Range", format!("bytes {s}-{}/{total}", total - 1));
             r.body = bytes[s..].to_vec();
             r
         }

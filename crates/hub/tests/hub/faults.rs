@@ -29,8 +29,14 @@ fn a_cut_connection_resumes_with_range_in_the_same_run() {
     assert_eq!(gets.len(), 2, "{gets:?}");
     assert_eq!(gets[0].range, None);
     assert_eq!(gets[1].range.as_deref(), Some("bytes=100000-"));
-    assert_eq!(server.served_bytes(WEIGHTS), source[WEIGHTS].len() as u64, "no byte sent twice");
-    assert!(!repo_dir(home.path(), CV).join(format!("blobs/{etag}.incomplete")).exists());
+    assert_eq!(
+        server.served_bytes(WEIGHTS),
+        source[WEIGHTS].len() as u64,
+        "no byte sent twice"
+    );
+    assert!(!repo_dir(home.path(), CV)
+        .join(format!("blobs/{etag}.incomplete"))
+        .exists());
 }
 
 #[test]
@@ -43,8 +49,14 @@ fn a_partial_file_is_kept_and_resumed_by_the_next_run() {
     let home = tempfile::tempdir().unwrap();
     let hub = hub_with_env(home.path(), &server.url, &[]);
     let err = hub.resolve(CV, false).unwrap_err().to_string();
-    assert!(err.contains("download of model.safetensors stopped"), "{err}");
-    assert!(err.contains("run the same command again to resume"), "{err}");
+    assert!(
+        err.contains("download of model.safetensors stopped"),
+        "{err}"
+    );
+    assert!(
+        err.contains("run the same command again to resume"),
+        "{err}"
+    );
 
     let root = repo_dir(home.path(), CV);
     let etag = server.repo(CV).files[WEIGHTS].etag.clone();
@@ -52,9 +64,15 @@ fn a_partial_file_is_kept_and_resumed_by_the_next_run() {
     let kept = fs::metadata(&part).unwrap().len();
     let size = needed("tiny-custom-voice")[WEIGHTS].len() as u64;
     assert!(kept > 0 && kept < size, "kept {kept} of {size}");
-    assert!(!root.join("blobs").join(&etag).exists(), "an unfinished blob is never in place");
+    assert!(
+        !root.join("blobs").join(&etag).exists(),
+        "an unfinished blob is never in place"
+    );
     assert!(!root.join("snapshots").join(SHA1).join(WEIGHTS).exists());
-    assert!(!root.join("refs/main").exists(), "no ref to an incomplete snapshot");
+    assert!(
+        !root.join("refs/main").exists(),
+        "no ref to an incomplete snapshot"
+    );
 
     // The next run, with the network healthy again, continues where the last one stopped.
     server.set_faults(Faults::default());
@@ -81,7 +99,10 @@ fn a_corrupted_download_is_rejected_and_deleted() {
     let home = tempfile::tempdir().unwrap();
     let hub = hub_with_env(home.path(), &server.url, &[]);
     let err = hub.resolve(CV, false).unwrap_err().to_string();
-    assert!(err.contains("model.safetensors is corrupt (sha256"), "{err}");
+    assert!(
+        err.contains("model.safetensors is corrupt (sha256"),
+        "{err}"
+    );
     assert!(err.contains("deleted"), "{err}");
 
     let root = repo_dir(home.path(), CV);

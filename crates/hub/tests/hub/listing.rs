@@ -36,5 +36,8 @@ fn list_reports_each_snapshot_with_size_and_variant() {
     std::fs::remove_file(cv.join("model.safetensors")).unwrap();
     let models = hub.list().unwrap();
     assert!(!models[1].complete);
-    assert_eq!(models[1].size_bytes, size("tiny-custom-voice") - needed("tiny-custom-voice")["model.safetensors"].len() as u64);
+    assert_eq!(
+        models[1].size_bytes,
+        size("tiny-custom-voice") - needed("tiny-custom-voice")["model.safetensors"].len() as u64
+    );
 }

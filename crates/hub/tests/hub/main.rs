@@ -21,7 +21,9 @@ pub const SHA2: &str = "2222222222222222222222222222222222222222";
 pub const BIG: usize = 3 << 20;
 
 pub fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata")
+        .join(name)
 }
 
 /// The files of testdata/`name`: exactly the files the engine needs from the repo.
@@ -34,7 +36,10 @@ pub fn served(name: &str) -> BTreeMap<String, Vec<u8>> {
     let mut files = needed(name);
     files.insert("big_unrelated.bin".into(), vec![7u8; BIG]);
     files.insert("README.md".into(), b"# tiny\n".to_vec());
-    files.insert(".gitattributes".into(), b"*.safetensors filter=lfs\n".to_vec());
+    files.insert(
+        ".gitattributes".into(),
+        b"*.safetensors filter=lfs\n".to_vec(),
+    );
     files.insert("speech_tokenizer/configuration.json".into(), b"{}".to_vec());
     files
 }
@@ -67,7 +72,12 @@ pub fn repo_dir(hf_home: &Path, repo: &str) -> PathBuf {
 pub fn assert_same_files(dir: &Path, want: &BTreeMap<String, Vec<u8>>) {
     for (path, bytes) in want {
         let got = std::fs::read(dir.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-        assert!(got == *bytes, "{path} differs from the source ({} vs {} bytes)", got.len(), bytes.len());
+        assert!(
+            got == *bytes,
+            "{path} differs from the source ({} vs {} bytes)",
+            got.len(),
+            bytes.len()
+        );
     }
 }
 

@@ -63,13 +63,22 @@ fn a_python_cache_missing_a_file_is_completed_from_the_hub() {
 
     let offline = hub_with_env(home.path(), &server.url, &[("HF_HUB_OFFLINE", "1")]);
     let err = offline.resolve(CV, false).unwrap_err().to_string();
-    assert!(err.contains("missing speech_tokenizer/model.safetensors"), "{err}");
+    assert!(
+        err.contains("missing speech_tokenizer/model.safetensors"),
+        "{err}"
+    );
 
     let hub = hub_with_env(home.path(), &server.url, &[]);
     let dir = hub.resolve(CV, false).unwrap();
     assert_same_files(&dir, &needed("tiny-custom-voice"));
     let gets = content_gets(&server);
-    assert_eq!(gets.len(), 1, "only the missing file is downloaded: {gets:?}");
-    assert_eq!(server.served_bytes("speech_tokenizer/model.safetensors") as usize,
-        needed("tiny-custom-voice")["speech_tokenizer/model.safetensors"].len());
+    assert_eq!(
+        gets.len(),
+        1,
+        "only the missing file is downloaded: {gets:?}"
+    );
+    assert_eq!(
+        server.served_bytes("speech_tokenizer/model.safetensors") as usize,
+        needed("tiny-custom-voice")["speech_tokenizer/model.safetensors"].len()
+    );
 }
