@@ -4,5 +4,6 @@
 
 mod codec;
 mod codec_util;
+mod speaker;
 mod common;
 mod talker_forward;
