@@ -159,8 +159,13 @@ impl Model {
                 ),
             });
         }
-        let speaker_encoder =
-            if variant == Variant::Base { Some(load_speaker_encoder(cfg, &p.weights)?) } else { None };
+        let speaker_encoder = if variant == Variant::Base {
+            let enc = load_speaker_encoder(cfg, &p.weights)
+                .map_err(|reason| Error::Malformed { path: p.path.join("config.json"), reason })??;
+            Some(enc)
+        } else {
+            None
+        };
         let size = match cfg.tts_model_size.as_deref() {
             Some("0b6") => "0.6B".to_string(),
             Some("1b7") => "1.7B".to_string(),
@@ -236,6 +241,21 @@ impl Model {
             default_speaker: i.info.default_speaker.as_deref(),
         }
         .plan(req)
+    }
+
+    /// The generation parameters a request resolves to (sampling overrides over
+    /// generation_config.json, seed, max_new_tokens, EOS rules).
+    pub fn generation_params(&self, req: &SynthesisRequest) -> Result<GenerationParams> {
+        let i = &self.inner;
+        Planner {
+            variant: i.info.variant,
+            size: i.config.tts_model_size.as_deref().unwrap_or(""),
+            config: &i.config,
+            generation: &i.generation,
+            tokenizer: &i.tokenizer,
+            default_speaker: i.info.default_speaker.as_deref(),
+        }
+        .params(req)
     }
 
     /// Turn a plan into prompt inputs, running the speaker encoder (x-vector) and the codec

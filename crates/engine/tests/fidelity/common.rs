@@ -21,7 +21,7 @@ pub fn model_dir(name: &str) -> PathBuf {
 pub fn model(name: &'static str) -> Model {
     static CACHE: OnceLock<std::sync::Mutex<HashMap<&'static str, Model>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    let mut m = cache.lock().unwrap();
+    let mut m = cache.lock().unwrap_or_else(|e| e.into_inner());
     m.entry(name)
         .or_insert_with(|| Model::load(&model_dir(name), &LoadOptions::default()).expect("load tiny model"))
         .clone()

@@ -6,4 +6,7 @@ mod codec;
 mod codec_util;
 mod speaker;
 mod common;
+mod gen_fixtures;
+mod sampling;
 mod talker_forward;
+mod tokenizer;
