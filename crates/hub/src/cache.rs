@@ -12,6 +12,7 @@
 
 use std::fs;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::spec::is_commit_sha;
@@ -109,7 +110,7 @@ impl RepoCache {
         }
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
-        let tmp = dir.join(format!(".{}.tmp{}", file_name(&path), std::process::id()));
+        let tmp = temp_name(&path);
         fs::write(&tmp, commit).map_err(|e| Error::io("cannot write", &tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| Error::io("cannot write", &path, e))
     }
@@ -144,22 +145,32 @@ impl RepoCache {
         let pointer = self.snapshot(commit).join(path);
         let dir = pointer.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
-        let tmp = dir.join(format!(
-            ".{}.tmp{}",
-            file_name(&pointer),
-            std::process::id()
-        ));
-        let _ = fs::remove_file(&tmp);
+        let tmp = temp_name(&pointer);
         make_link(&relative_blob_target(path, etag), &self.blob(etag), &tmp)
             .map_err(|e| Error::io("cannot create link", &tmp, e))?;
         fs::rename(&tmp, &pointer).map_err(|e| Error::io("cannot create link", &pointer, e))
     }
+
+    /// `.locks/models--org--name/<etag>.lock` next to the repo folder, as huggingface_hub has it.
+    pub fn lock_path(&self, etag: &str) -> PathBuf {
+        let cache_dir = self.root.parent().unwrap_or(&self.root);
+        let folder = self.root.file_name().unwrap_or_default();
+        cache_dir
+            .join(".locks")
+            .join(folder)
+            .join(format!("{etag}.lock"))
+    }
 }
 
-fn file_name(path: &Path) -> String {
-    path.file_name()
+/// A sibling name unique to this process and call, for write-then-rename.
+fn temp_name(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path
+        .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
 }
 
 #[cfg(unix)]

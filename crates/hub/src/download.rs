@@ -52,6 +52,11 @@ pub fn fetch_blob(
     if blob.is_file() {
         return Ok(());
     }
+    let _lock = lock(cache, &meta.etag)?;
+    if blob.is_file() {
+        // Another process finished it while we waited for the lock.
+        return Ok(());
+    }
     let mut partial = Partial::open(cache, path, meta, progress)?;
     let mut attempts = 0;
     while partial.have < meta.size {
@@ -228,6 +233,23 @@ impl<'a> Partial<'a> {
             }
         }
     }
+}
+
+/// Takes the exclusive lock huggingface_hub also takes for this blob (waits for another
+/// process, or Python, downloading the same file). Released when the returned file is dropped.
+fn lock(cache: &RepoCache, etag: &str) -> Result<File> {
+    let path = cache.lock_path(etag);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io("cannot create", &path, e))?;
+    fs4::fs_std::FileExt::lock_exclusive(&file).map_err(|e| Error::io("cannot lock", &path, e))?;
+    Ok(file)
 }
 
 fn hash_prefix(part: &Path, len: u64, hasher: &mut Sha256) -> Result<()> {

@@ -193,3 +193,36 @@ fn pull_follows_a_moved_branch_and_reuses_unchanged_blobs() {
     // The old snapshot is untouched and still usable by commit.
     assert_eq!(hub.resolve(&format!("{CV}@{SHA1}"), false).unwrap(), old);
 }
+
+#[test]
+fn concurrent_resolves_download_each_file_once() {
+    let server = start_hub();
+    let home = tempfile::tempdir().unwrap();
+    let dirs: Vec<PathBuf> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| hub_with_env(home.path(), &server.url, &[]).resolve(CV, false)))
+            .collect();
+        runs.into_iter()
+            .map(|r| r.join().unwrap().unwrap())
+            .collect()
+    });
+    assert!(dirs.iter().all(|d| *d == dirs[0]), "{dirs:?}");
+    let needed = needed("tiny-custom-voice");
+    assert_same_files(&dirs[0], &needed);
+    for (path, bytes) in &needed {
+        assert_eq!(
+            server.served_bytes(path),
+            bytes.len() as u64,
+            "{path} downloaded once"
+        );
+    }
+    // The locks live where huggingface_hub keeps them.
+    let locks = home
+        .path()
+        .join("hub/.locks")
+        .join(q3tts_hub::repo_folder_name(CV));
+    assert!(
+        fs::read_dir(&locks).unwrap().count() >= needed.len() - 1,
+        "{locks:?}"
+    );
+}
