@@ -8,5 +8,7 @@ mod speaker;
 mod common;
 mod gen_fixtures;
 mod sampling;
+mod session;
 mod talker_forward;
+mod text_to_wav;
 mod tokenizer;
