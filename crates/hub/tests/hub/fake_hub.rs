@@ -41,6 +41,8 @@ pub struct Faults {
     pub cut: Option<(String, usize, usize)>,
     /// Serve this path with one byte flipped.
     pub corrupt: Option<String>,
+    /// Answer ranged GETs with the whole file (200), as some servers do.
+    pub ignore_range: bool,
 }
 
 #[derive(Default)]
@@ -401,6 +403,10 @@ fn content(st: &mut State, req: &Request, path: &str, f: &Served) -> Response {
     let start = req
         .headers
         .get("range")
+        .filter(|_| !st.faults.ignore_range)
+        .cloned();
+    let start = start
+        .as_deref()
         .and_then(|r| r.strip_prefix("bytes="))
         .and_then(|r| r.strip_suffix('-'))
         .and_then(|n| n.parse::<usize>().ok());

@@ -120,3 +120,60 @@ fn a_corrupted_download_is_rejected_and_deleted() {
     let dir = hub.resolve(CV, false).unwrap();
     assert_same_files(&dir, &needed("tiny-custom-voice"));
 }
+
+/// Puts `bytes` in place as the partial download of `path`, as an interrupted run leaves it.
+fn plant_partial(
+    home: &std::path::Path,
+    server: &fake_hub::FakeHub,
+    path: &str,
+    bytes: &[u8],
+) -> std::path::PathBuf {
+    let etag = server.repo(CV).files[path].etag.clone();
+    let part = repo_dir(home, CV).join(format!("blobs/{etag}.incomplete"));
+    fs::create_dir_all(part.parent().unwrap()).unwrap();
+    fs::write(&part, bytes).unwrap();
+    part
+}
+
+#[test]
+fn a_server_that_ignores_range_restarts_the_file_cleanly() {
+    let server = start_hub();
+    server.set_faults(Faults {
+        ignore_range: true,
+        ..Faults::default()
+    });
+    let home = tempfile::tempdir().unwrap();
+    let source = needed("tiny-custom-voice");
+    let part = plant_partial(home.path(), &server, WEIGHTS, &source[WEIGHTS][..70_000]);
+    let hub = hub_with_env(home.path(), &server.url, &[]);
+    let dir = hub.resolve(CV, false).unwrap();
+    assert_same_files(&dir, &source);
+    assert!(!part.exists());
+    let etag = &server.repo(CV).files[WEIGHTS].etag;
+    let gets: Vec<_> = content_gets(&server)
+        .into_iter()
+        .filter(|s| s.path == format!("/cdn/{etag}"))
+        .collect();
+    assert_eq!(gets.len(), 1, "{gets:?}");
+    assert_eq!(
+        gets[0].range.as_deref(),
+        Some("bytes=70000-"),
+        "we asked to resume"
+    );
+}
+
+#[test]
+fn a_bad_partial_file_is_caught_by_the_checksum_and_deleted() {
+    let server = start_hub();
+    let home = tempfile::tempdir().unwrap();
+    let part = plant_partial(home.path(), &server, WEIGHTS, &vec![0u8; 70_000]);
+    let hub = hub_with_env(home.path(), &server.url, &[]);
+    let err = hub.resolve(CV, false).unwrap_err().to_string();
+    assert!(
+        err.contains("model.safetensors is corrupt (sha256"),
+        "{err}"
+    );
+    assert!(!part.exists(), "the bad partial file is deleted");
+    let dir = hub.resolve(CV, false).unwrap();
+    assert_same_files(&dir, &needed("tiny-custom-voice"));
+}

@@ -88,3 +88,10 @@ pub fn content_gets(hub: &FakeHub) -> Vec<fake_hub::Seen> {
         .filter(|s| s.method == "GET" && !s.path.starts_with("/api/"))
         .collect()
 }
+
+#[test]
+fn hub_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Hub>();
+    shareable::<q3tts_hub::Error>();
+}
