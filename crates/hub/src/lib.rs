@@ -3,6 +3,20 @@
 //! Repo ids resolve through the standard Hugging Face hub cache, in exactly the layout
 //! huggingface_hub uses, so models downloaded by Python tools are reused without network and ours
 //! are reusable by them. See [`Hub`].
+//!
+//! ```no_run
+//! use q3tts_hub::{Hub, DEFAULT_MODEL};
+//!
+//! let hub = Hub::from_env(); // HF_HOME / HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE
+//! match hub.resolve(DEFAULT_MODEL, true) {
+//!     Ok(dir) => println!("model in {}", dir.display()),
+//!     // Every error prints as one short message that says what to do next.
+//!     Err(e) => eprintln!("q3tts: {e}"),
+//! }
+//! for m in hub.list().unwrap_or_default() {
+//!     println!("{} {} {:?} {} bytes", m.repo, m.commit, m.variant, m.size_bytes);
+//! }
+//! ```
 
 mod cache;
 mod download;
