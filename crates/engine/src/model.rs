@@ -18,7 +18,7 @@ use crate::prompt::{IclInputs, Prompt, PromptInputs, SpeakerSlot};
 use crate::talker::Talker;
 use crate::text_tokenizer::TextTokenizer;
 use crate::voice_clone::{load_speaker_encoder, XVectorSource};
-use crate::weights::WeightFiles;
+use crate::weights::{without_backtrace, WeightFiles};
 use crate::{CancelToken, Error, Result, SynthesisRequest, SAMPLE_RATE};
 
 pub use crate::session::{Session, SessionStats};
@@ -131,7 +131,9 @@ impl Model {
         let codec = Codec::load(&dir.join("speech_tokenizer"), &opts.device)?;
         let parts = ModelParts { path: dir.into(), config, generation, tokenizer, weights, dtype: opts.dtype, codec };
         Model::from_parts(parts).map_err(|e| match e {
-            Error::Tensor(e) => files.malformed(format!("weights do not match config.json: {e}")),
+            Error::Tensor(e) => {
+                files.malformed(format!("weights do not match config.json: {}", without_backtrace(e)))
+            }
             other => other,
         })
     }

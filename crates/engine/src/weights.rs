@@ -69,7 +69,7 @@ impl WeightFiles {
             // SAFETY: the file is mapped read-only; we do not modify it while mapped.
             unsafe { candle_core::safetensors::MmapedSafetensors::new(f) }.map_err(|e| Error::Malformed {
                 path: f.clone(),
-                reason: format!("not a readable safetensors file: {e}"),
+                reason: format!("not a readable safetensors file: {}", without_backtrace(e)),
             })?;
         }
         Ok(Self { files })
@@ -79,7 +79,7 @@ impl WeightFiles {
     pub fn var_builder(&self, dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
         // SAFETY: as above, read-only mapping of files we do not modify.
         unsafe { VarBuilder::from_mmaped_safetensors(&self.files, dtype, device) }
-            .map_err(|e| self.malformed(e))
+            .map_err(|e| self.malformed(without_backtrace(e)))
     }
 
     /// Wrap an error that came from reading these weights (missing tensor, wrong shape).
@@ -91,4 +91,12 @@ impl WeightFiles {
         };
         Error::Malformed { path, reason: format!("{e}") }
     }
+}
+
+/// A candle error's message without the backtrace candle attaches when RUST_BACKTRACE is set.
+pub fn without_backtrace(mut e: candle_core::Error) -> String {
+    while let candle_core::Error::WithBacktrace { inner, .. } = e {
+        e = *inner;
+    }
+    e.to_string()
 }
