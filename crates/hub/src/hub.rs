@@ -88,11 +88,14 @@ impl Hub {
         let (missing, looked_in) = match &local {
             Some(commit) => (self.missing(&cache, commit), cache.snapshot(commit)),
             None if cache.root().is_dir() => (
-                vec![format!("refs/{}", r.revision)],
+                vec![format!(
+                    "refs/{} (the commit of revision {})",
+                    r.revision, r.revision
+                )],
                 cache.root().to_path_buf(),
             ),
             None => (
-                vec!["every file (nothing of this repo is cached)".to_string()],
+                vec!["config.json and the rest of the model".to_string()],
                 cache.root().to_path_buf(),
             ),
         };

@@ -29,6 +29,10 @@ fn offline_with_an_empty_cache_says_what_where_and_how() {
     assert_short(&msg);
     let looked = repo_dir(home.path(), CV);
     assert!(
+        msg.contains("missing config.json and the rest of the model"),
+        "{msg}"
+    );
+    assert!(
         msg.contains(&format!(
             "model {CV}@main is not in the Hugging Face cache and HF_HUB_OFFLINE is set"
         )),
@@ -44,6 +48,7 @@ fn offline_with_an_empty_cache_says_what_where_and_how() {
     );
     assert!(msg.contains("--model DIR"), "{msg}");
     assert_eq!(server.requests(), 0);
+    eprintln!("offline error as the user sees it:\n{msg}");
 }
 
 #[test]
