@@ -345,7 +345,14 @@ fn same_host(a: &str, b: &str) -> bool {
 /// A one-line description of a transport error.
 fn describe(e: &ureq::Error) -> String {
     match e {
-        ureq::Error::Io(io) => io.to_string(),
+        ureq::Error::Io(io) => {
+            let text = io.to_string();
+            // "Connection refused (os error 111)" reads better without the errno.
+            match text.find(" (os error") {
+                Some(i) => text[..i].to_string(),
+                None => text,
+            }
+        }
         ureq::Error::HostNotFound => "host not found".to_string(),
         ureq::Error::ConnectionFailed => "connection failed".to_string(),
         ureq::Error::Timeout(t) => format!("timed out ({t})"),

@@ -100,6 +100,7 @@ fn an_unreachable_endpoint_says_what_where_and_how() {
         "{msg}"
     );
     assert!(msg.contains(&format!("q3tts pull {CV}")), "{msg}");
+    eprintln!("unreachable error as the user sees it:\n{msg}");
     assert!(msg.contains("--model DIR"), "{msg}");
     let msg = hub
         .pull(&format!("{CV}@v2"), false)
