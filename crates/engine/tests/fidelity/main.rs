@@ -5,6 +5,7 @@
 mod codec;
 mod codec_util;
 mod speaker;
+mod bf16;
 mod common;
 mod errors;
 mod gen_fixtures;
