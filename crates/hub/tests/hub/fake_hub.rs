@@ -13,10 +13,12 @@ use sha2::{Digest, Sha256};
 /// One file of a served repository.
 #[derive(Clone)]
 pub struct Served {
-    pub bytes: Vec<u8>,
+    pub bytes: Arc<Vec<u8>>,
     pub lfs: bool,
     /// The blob name the cache must use: sha256 for LFS files, a git-like oid otherwise.
     pub etag: String,
+    /// What `ETag` says for LFS files (the git oid of the pointer, here of the content).
+    pub oid: String,
 }
 
 #[derive(Clone)]
@@ -107,8 +109,20 @@ impl Repo {
             .into_iter()
             .map(|(path, bytes)| {
                 let lfs = path.ends_with(".safetensors") || path.ends_with(".bin");
-                let etag = if lfs { sha256_hex(&bytes) } else { oid(&bytes) };
-                (path, Served { bytes, lfs, etag })
+                let git_oid = oid(&bytes);
+                let etag = if lfs {
+                    sha256_hex(&bytes)
+                } else {
+                    git_oid.clone()
+                };
+                let bytes = Arc::new(bytes);
+                let served = Served {
+                    bytes,
+                    lfs,
+                    etag,
+                    oid: git_oid,
+                };
+                (path, served)
             })
             .collect();
         Repo {
@@ -229,7 +243,9 @@ fn percent_decode(s: &str) -> String {
 struct Response {
     status: u16,
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    /// The body is `body[start..]` (shared, so big files are not copied per request).
+    body: Arc<Vec<u8>>,
+    start: usize,
     /// Close after this many body bytes (a cut connection).
     cut_after: Option<usize>,
     /// The repo path whose content this is (for the served-bytes counter).
@@ -241,7 +257,8 @@ impl Response {
         Response {
             status,
             headers: Vec::new(),
-            body: Vec::new(),
+            body: Arc::new(Vec::new()),
+            start: 0,
             cut_after: None,
             content_of: None,
         }
@@ -289,15 +306,19 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>) {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
     if !has_len {
-        out.push_str(&format!("Content-Length: {}\r\n", resp.body.len()));
+        out.push_str(&format!(
+            "Content-Length: {}\r\n",
+            resp.body.len() - resp.start
+        ));
     }
     out.push_str("\r\n");
     if conn.write_all(out.as_bytes()).is_err() || head {
         return;
     }
+    let full = &resp.body[resp.start..];
     let body = match resp.cut_after {
-        Some(n) => &resp.body[..n.min(resp.body.len())],
-        None => &resp.body[..],
+        Some(n) => &full[..n.min(full.len())],
+        None => full,
     };
     if conn.write_all(body).is_ok() {
         if let Some(path) = &resp.content_of {
@@ -356,7 +377,7 @@ fn api(st: &State, rest: &str) -> Response {
         .collect();
     let body = serde_json::json!({ "id": id, "sha": repo.sha, "siblings": siblings }).to_string();
     let mut r = Response::new(200).header("Content-Type", "application/json");
-    r.body = body.into_bytes();
+    r.body = Arc::new(body.into_bytes());
     r
 }
 
@@ -367,28 +388,29 @@ fn resolve(st: &mut State, req: &Request, path: &str) -> Response {
         return Response::error(404, "EntryNotFound");
     }
     let id = format!("{}/{}", parts[0], parts[1]);
-    let Some(repo) = st.repos.get(&id).cloned() else {
+    let Some(repo) = st.repos.get(&id) else {
         return Response::error(404, "RepoNotFound");
     };
+    let sha = repo.sha.clone();
     let rev = percent_decode(parts[3]);
-    if rev != "main" && rev != repo.sha {
+    if rev != "main" && rev != sha {
         return Response::error(404, "RevisionNotFound");
     }
     let file_path = percent_decode(parts[4]);
-    let Some(f) = repo.files.get(&file_path) else {
-        return Response::error(404, "EntryNotFound").header("X-Repo-Commit", repo.sha.as_str());
+    let Some(f) = repo.files.get(&file_path).cloned() else {
+        return Response::error(404, "EntryNotFound").header("X-Repo-Commit", sha.as_str());
     };
     if f.lfs {
         return Response::new(302)
             .header("Location", format!("/cdn/{}", f.etag))
-            .header("X-Repo-Commit", repo.sha.as_str())
-            .header("ETag", format!("\"{}\"", oid(&f.bytes)))
+            .header("X-Repo-Commit", sha.as_str())
+            .header("ETag", format!("\"{}\"", f.oid))
             .header("X-Linked-Etag", format!("\"{}\"", f.etag))
             .header("X-Linked-Size", f.bytes.len().to_string())
             .header("Content-Length", "0");
     }
-    let r = content(st, req, &file_path, f);
-    r.header("X-Repo-Commit", repo.sha.as_str())
+    let r = content(st, req, &file_path, &f);
+    r.header("X-Repo-Commit", sha.as_str())
         .header("ETag", format!("W/\"{}\"", f.etag))
 }
 
@@ -397,8 +419,9 @@ fn content(st: &mut State, req: &Request, path: &str, f: &Served) -> Response {
     let mut bytes = f.bytes.clone();
     let total = bytes.len();
     if req.method == "GET" && st.faults.corrupt.as_deref() == Some(path) {
-        let mid = total / 2;
-        bytes[mid] ^= 0x5a;
+        let mut bad = (*bytes).clone();
+        bad[total / 2] ^= 0x5a;
+        bytes = Arc::new(bad);
     }
     let start = req
         .headers
@@ -417,7 +440,8 @@ fn content(st: &mut State, req: &Request, path: &str, f: &Served) -> Response {
         Some(s) => {
             let mut r = Response::new(206)
                 .header("Content-Range", format!("bytes {s}-{}/{total}", total - 1));
-            r.body = bytes[s..].to_vec();
+            r.body = bytes;
+            r.start = s;
             r
         }
         None => {
