@@ -33,7 +33,10 @@ pub struct PulseDevice {
     server: String,
 }
 
-fn lost(what: &str, e: impl std::fmt::Display) -> DeviceError {
+fn lost(what: &str, e: io::Error) -> DeviceError {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        return DeviceError::Lost(format!("the sound server closed the connection while {what}"));
+    }
     DeviceError::Lost(format!("sound server connection lost while {what}: {e}"))
 }
 

@@ -162,7 +162,7 @@ fn play_until_error(speakers: &mut Speakers, seconds: usize) -> Option<Error> {
 #[test]
 fn lost_server_fails_the_request_and_the_next_one_works() {
     let Some(mut sink) = NullSink::start("lost_server_fails_the_request_and_the_next_one_works") else { return };
-    for backend in [Backend::Pulse, Backend::Subprocess] {
+    for backend in [Backend::Pulse, Backend::Alsa, Backend::Subprocess] {
         std::env::set_var("Q3TTS_PLAYER", "pacat");
         let mut speakers = Speakers::open(backend, RATE).unwrap();
         // Kill the server 300 ms into a 4 s utterance.
@@ -192,6 +192,22 @@ fn lost_server_fails_the_request_and_the_next_one_works() {
         thread::sleep(Duration::from_millis(400));
         let (audio, _) = rec.stop();
         check_bursts(&format!("{backend} after reopen"), &audio);
+
+        // The server goes away between requests (a daemon idling): detected before the next.
+        sink.kill();
+        sink.launch().unwrap();
+        let detected = speakers.ensure_open().unwrap();
+        eprintln!("{backend}: server restarted while idle; ensure_open reopened: {detected}");
+        if backend != Backend::Alsa {
+            assert!(detected, "{backend}: an idle stream to a dead server must be detected");
+        }
+        // ALSA may only notice at the next write: that request fails, the one after plays.
+        let tone: Vec<f32> = (0..4800).map(|i| 0.3 * (i as f32 * 0.1).sin()).collect();
+        if let Err(e) = speakers.write(&tone).and_then(|()| speakers.finish().map(|_| ())) {
+            assert!(!detected && matches!(e, Error::DeviceLost(_)), "{backend}: {e}");
+            speakers.write(&tone).unwrap();
+            speakers.finish().unwrap();
+        }
     }
     std::env::remove_var("Q3TTS_PLAYER");
 }
