@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use ureq::config::RedirectAuthHeaders;
 use ureq::http::{HeaderMap, StatusCode};
 use ureq::Agent;
 
@@ -63,6 +64,7 @@ impl Remote {
             .http_status_as_error(false)
             .max_redirects(0)
             .max_redirects_will_error(false)
+            .redirect_auth_headers(RedirectAuthHeaders::SameHost)
             .user_agent(concat!("q3tts/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_recv_response(Some(Duration::from_secs(30)))
@@ -87,7 +89,15 @@ impl Remote {
             self.endpoint,
             encode(revision, false)
         );
-        let mut resp = match self.send(self.agent.get(&url), &url) {
+        // A renamed repository answers with a redirect to its new name: follow it.
+        let req = self
+            .agent
+            .get(&url)
+            .config()
+            .max_redirects(5)
+            .max_redirects_will_error(true)
+            .build();
+        let mut resp = match self.send(req, &url) {
             Ok(r) => r,
             Err(u) => return Ok(Err(u)),
         };

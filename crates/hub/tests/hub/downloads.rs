@@ -226,3 +226,30 @@ fn concurrent_resolves_download_each_file_once() {
         "{locks:?}"
     );
 }
+
+#[test]
+fn a_renamed_repo_is_followed_and_cached_under_the_name_asked_for() {
+    let server = start_hub();
+    server.rename("old-org/old-name", CV);
+    let home = tempfile::tempdir().unwrap();
+    let hub = hub_with_env(home.path(), &server.url, &[("HF_TOKEN", "hf_secret")]);
+    let dir = hub.resolve("old-org/old-name", false).unwrap();
+    assert_eq!(
+        dir,
+        repo_dir(home.path(), "old-org/old-name")
+            .join("snapshots")
+            .join(SHA1)
+    );
+    assert_same_files(&dir, &needed("tiny-custom-voice"));
+    let log = server.log();
+    assert!(log
+        .iter()
+        .any(|s| s.path.starts_with("/old-org/old-name/resolve/")));
+    assert!(log
+        .iter()
+        .any(|s| s.path.starts_with(&format!("/{CV}/resolve/"))));
+    // We follow HEAD redirects ourselves and keep the token for the same host.
+    for s in log.iter().filter(|s| s.method == "HEAD") {
+        assert_eq!(s.auth.as_deref(), Some("Bearer hf_secret"), "{s:?}");
+    }
+}

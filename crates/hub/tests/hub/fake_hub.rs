@@ -50,6 +50,8 @@ pub struct Faults {
 #[derive(Default)]
 struct State {
     repos: BTreeMap<String, Repo>,
+    /// Old repo id -> new one: answered with a 307 to the new name, as the hub does.
+    renamed: BTreeMap<String, String>,
     log: Vec<Seen>,
     faults: Faults,
     /// Content bytes actually written per repo path.
@@ -154,6 +156,11 @@ impl FakeHub {
             .unwrap()
             .repos
             .insert(id.to_string(), repo);
+    }
+
+    pub fn rename(&self, old: &str, new: &str) {
+        let mut st = self.state.lock().unwrap();
+        st.renamed.insert(old.to_string(), new.to_string());
     }
 
     pub fn repo(&self, id: &str) -> Repo {
@@ -293,6 +300,7 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>) {
         200 => "OK",
         206 => "Partial Content",
         302 => "Found",
+        307 => "Temporary Redirect",
         404 => "Not Found",
         416 => "Range Not Satisfiable",
         _ => "Other",
@@ -338,6 +346,13 @@ fn handle(mut conn: TcpStream, state: &Mutex<State>) {
 
 fn route(st: &mut State, req: &Request) -> Response {
     let path = req.path.split('?').next().unwrap_or("");
+    for (old, new) in &st.renamed {
+        for prefix in ["/api/models/", "/"] {
+            if let Some(rest) = path.strip_prefix(&format!("{prefix}{old}/")) {
+                return Response::new(307).header("Location", format!("{prefix}{new}/{rest}"));
+            }
+        }
+    }
     if let Some(rest) = path.strip_prefix("/api/models/") {
         return api(st, rest);
     }
