@@ -17,7 +17,9 @@ use crate::Result;
 #[derive(Debug, Clone)]
 pub(crate) struct CausalConv1d {
     weight: Tensor,
-    bias: Option<Tensor>,
+    /// The weight as `[k, C_out, C_in]`, one matrix per tap, for the CPU kernel.
+    taps: Tensor,
+    bias: Tensor,
     dilation: usize,
     context: usize,
     slot: usize,
@@ -35,17 +37,18 @@ impl CausalConv1d {
     ) -> Result<Self> {
         let vb = vb.pp("conv");
         let weight = vb.get((c_out, c_in, kernel), "weight")?;
-        let bias = Some(vb.get(c_out, "bias")?.reshape((1, c_out, 1))?);
-        Ok(Self { weight, bias, dilation, context: (kernel - 1) * dilation, slot: slots.next() })
+        let taps = weight.permute((2, 0, 1))?.contiguous()?;
+        let bias = vb.get(c_out, "bias")?;
+        Ok(Self { weight, taps, bias, dilation, context: (kernel - 1) * dilation, slot: slots.next() })
     }
 
     pub(crate) fn forward(&self, x: &Tensor, st: &mut DecoderState) -> Result<Tensor> {
-        let xe = with_context(x, self.context, self.slot, st)?;
+        let xe = with_context(x, self.context, self.slot, st)?.contiguous()?;
+        if let Some(y) = super::cpu::conv1d(&xe, &self.taps, &self.bias, self.dilation) {
+            return y;
+        }
         let y = xe.conv1d(&self.weight, 0, 1, self.dilation, 1)?;
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        })
+        Ok(y.broadcast_add(&self.bias.reshape((1, (), 1))?)?)
     }
 }
 
@@ -161,4 +164,5 @@ pub(crate) fn to_time_major(x: &Tensor) -> Result<Tensor> {
 pub(crate) fn to_channel_major(x: &Tensor) -> Result<Tensor> {
     Ok(x.t()?.contiguous()?.unsqueeze(0)?)
 }
+
 

@@ -9,6 +9,7 @@
 
 mod config;
 mod conv;
+mod cpu;
 mod decoder;
 mod encoder;
 mod quantizer;

@@ -21,6 +21,8 @@ pub(crate) struct SnakeBeta {
     alpha: Tensor,
     /// `[1, C, 1]`: 1 / (e^β + 1e-9).
     inv_beta: Tensor,
+    alpha_v: Vec<f32>,
+    inv_beta_v: Vec<f32>,
 }
 
 impl SnakeBeta {
@@ -28,10 +30,15 @@ impl SnakeBeta {
         let alpha = vb.get(channels, "alpha")?.exp()?.reshape((1, channels, 1))?;
         let beta = vb.get(channels, "beta")?.exp()?;
         let inv_beta = (beta + 1e-9)?.recip()?.reshape((1, channels, 1))?;
-        Ok(Self { alpha, inv_beta })
+        let alpha_v = alpha.flatten_all()?.to_vec1::<f32>()?;
+        let inv_beta_v = inv_beta.flatten_all()?.to_vec1::<f32>()?;
+        Ok(Self { alpha, inv_beta, alpha_v, inv_beta_v })
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let Some(y) = super::cpu::snake(&x.contiguous()?, &self.alpha_v, &self.inv_beta_v) {
+            return y;
+        }
         let s = x.broadcast_mul(&self.alpha)?.sin()?.sqr()?;
         Ok((x + s.broadcast_mul(&self.inv_beta)?)?)
     }

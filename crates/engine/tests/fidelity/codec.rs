@@ -211,3 +211,83 @@ fn codec_and_state_are_thread_safe_types() {
     }
     assert_eq!(o1, alone, "interleaved streams must not share state");
 }
+
+/// The real 12 Hz decoder's dimensions (Qwen3-TTS-Tokenizer-12Hz `decoder_config`).
+fn real_codec_config() -> q3tts_engine::codec::CodecConfig {
+    serde_json::from_value(serde_json::json!({
+        "decoder_config": {
+            "codebook_size": 2048, "codebook_dim": 512, "latent_dim": 1024, "hidden_size": 512,
+            "intermediate_size": 1024, "num_hidden_layers": 8, "num_attention_heads": 16,
+            "num_key_value_heads": 16, "head_dim": 64, "rms_norm_eps": 1e-5, "rope_theta": 10000,
+            "sliding_window": 72, "num_quantizers": 16, "upsampling_ratios": [2, 2],
+            "upsample_rates": [8, 5, 4, 3], "decoder_dim": 1536
+        }
+    }))
+    .unwrap()
+}
+
+fn pseudo_codes(n: usize, codebook: u32) -> Vec<[u32; NUM_QUANTIZERS]> {
+    let mut s = 12345u64;
+    (0..n)
+        .map(|_| {
+            std::array::from_fn(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 33) % codebook as u64) as u32
+            })
+        })
+        .collect()
+}
+
+fn time_stream(codec: &Codec, codes: &[[u32; NUM_QUANTIZERS]], chunk: usize) -> Vec<f64> {
+    let mut st = codec.new_stream();
+    codes
+        .chunks(chunk)
+        .map(|c| {
+            let t0 = std::time::Instant::now();
+            codec.decode_chunk(&mut st, c).unwrap();
+            t0.elapsed().as_secs_f64() * 1e3 / c.len() as f64
+        })
+        .collect()
+}
+
+fn report(label: &str, per_chunk_ms_per_frame: &[f64]) {
+    let n = per_chunk_ms_per_frame.len();
+    let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len().max(1) as f64;
+    let q = (n / 4).max(1);
+    println!(
+        "{label}: {:.2} ms/frame overall; first quarter {:.2}, last quarter {:.2} ms/frame",
+        mean(per_chunk_ms_per_frame),
+        mean(&per_chunk_ms_per_frame[..q]),
+        mean(&per_chunk_ms_per_frame[n - q..])
+    );
+}
+
+/// Decoder speed figures (printed, not asserted): `cargo test -p q3tts-engine --test fidelity
+/// decoder_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn decoder_speed_figures() {
+    let tiny = load_codec("tiny-0b6-like");
+    let codes = pseudo_codes(200, tiny.codebook_size() as u32);
+    let t0 = std::time::Instant::now();
+    tiny.decode(&codes).unwrap();
+    println!("tiny-0b6-like one-shot: {:.2} ms/frame (200 frames)", t0.elapsed().as_secs_f64() * 1e3 / 200.0);
+    for chunk in [1, 4, 25] {
+        report(&format!("tiny-0b6-like streaming, chunks of {chunk}"), &time_stream(&tiny, &codes, chunk));
+    }
+
+    let cfg = real_codec_config();
+    let vb = q3tts_engine::codec::random::random_var_builder(7, &Device::Cpu);
+    let t0 = std::time::Instant::now();
+    let real = Codec::new(vb, &cfg).unwrap();
+    println!("real-size codec (random weights) built in {:.1} s", t0.elapsed().as_secs_f64());
+    let frames: usize = std::env::var("Q3TTS_BENCH_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    let codes = pseudo_codes(frames, 2048);
+    let t0 = std::time::Instant::now();
+    let wav = real.decode(&codes).unwrap();
+    assert!(wav.iter().all(|x| x.is_finite()));
+    println!("real-size one-shot: {:.1} ms/frame ({frames} frames)", t0.elapsed().as_secs_f64() * 1e3 / frames as f64);
+    for chunk in [1, 4] {
+        report(&format!("real-size streaming, chunks of {chunk}"), &time_stream(&real, &codes, chunk));
+    }
+}
