@@ -11,7 +11,7 @@
 //! ```
 
 use std::fs;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
@@ -49,11 +49,11 @@ pub fn relative_blob_target(path: &str, etag: &str) -> PathBuf {
 
 /// True for a repo-relative path that stays inside the snapshot (no `..`, not absolute).
 pub fn is_safe_repo_path(path: &str) -> bool {
-    !path.is_empty()
-        && !path.contains('\\')
-        && Path::new(path)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
+    !path.contains('\\')
+        && !path.contains(':')
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
 }
 
 impl RepoCache {
@@ -221,7 +221,17 @@ mod tests {
     #[test]
     fn unsafe_paths_are_refused() {
         assert!(is_safe_repo_path("speech_tokenizer/config.json"));
-        for p in ["", "../x", "/etc/passwd", "a/../../b", "a\\b", "./a"] {
+        for p in [
+            "",
+            "../x",
+            "/etc/passwd",
+            "a/../../b",
+            "a\\b",
+            "./a",
+            "a/./b",
+            "a//b",
+            "c:x",
+        ] {
             assert!(!is_safe_repo_path(p), "{p}");
         }
     }

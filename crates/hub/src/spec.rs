@@ -85,9 +85,10 @@ fn parse_repo(spec: &str) -> Result<RepoRef> {
     if revision.is_empty() {
         return Err(bad(spec, "the revision after @ is empty"));
     }
+    // The revision names a file under refs/, so it must stay a plain relative path.
     if revision.contains("..")
-        || revision.starts_with('/')
-        || revision.chars().any(|c| c.is_control() || c == '\\')
+        || !crate::cache::is_safe_repo_path(revision)
+        || revision.chars().any(|c| c.is_control())
     {
         return Err(bad(
             spec,
@@ -205,6 +206,9 @@ mod tests {
             ("justaname", "exactly one '/'"),
             ("a/b/c", "exactly one '/'"),
             ("org/name@", "revision after @ is empty"),
+            ("org/name@../x", "not a valid branch"),
+            ("org/name@a/./b", "not a valid branch"),
+            ("org/name@/abs", "not a valid branch"),
             ("org/na me", "letters, digits"),
             ("org/-name", "may not start"),
             ("org/na--me", "'--'"),
