@@ -20,8 +20,6 @@ pub struct RepoInfo {
 /// What `HEAD /{repo}/resolve/{rev}/{path}` says about one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileMeta {
-    /// `X-Repo-Commit`.
-    pub commit: Option<String>,
     /// `X-Linked-Etag` for LFS files (their sha256), else `ETag`; quotes and `W/` removed.
     pub etag: String,
     /// `X-Linked-Size`, else `Content-Length`.
@@ -249,7 +247,6 @@ fn meta_from(headers: &HeaderMap, url: &str, content_url: String) -> Result<File
             reason: "no file size (X-Linked-Size or Content-Length)".to_string(),
         })?;
     Ok(FileMeta {
-        commit: header(headers, "x-repo-commit").map(str::to_string),
         etag,
         size,
         lfs: linked.is_some(),
