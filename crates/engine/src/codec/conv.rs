@@ -166,3 +166,92 @@ pub(crate) fn to_channel_major(x: &Tensor) -> Result<Tensor> {
 }
 
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use candle_nn::VarBuilder;
+    use std::collections::HashMap;
+
+    fn randn(shape: &[usize], seed: u64) -> Tensor {
+        // Deterministic values without a global RNG: a simple LCG mapped to [-1, 1).
+        let n: usize = shape.iter().product();
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let v: Vec<f32> = (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    /// Runs `f` over `x` `[1, C, T]` in time chunks of `chunk` with one carried state.
+    fn chunked(x: &Tensor, chunk: usize, slots: usize, mut f: impl FnMut(&Tensor, &mut DecoderState) -> Tensor) -> Tensor {
+        let mut st = DecoderState::new(0, slots, 0);
+        let t = x.dim(2).unwrap();
+        let mut outs = Vec::new();
+        let mut a = 0;
+        while a < t {
+            let b = (a + chunk).min(t);
+            outs.push(f(&x.narrow(2, a, b - a).unwrap(), &mut st));
+            a = b;
+        }
+        Tensor::cat(&outs, 2).unwrap()
+    }
+
+    #[test]
+    fn causal_conv_streams_exactly_and_matches_candle() {
+        let (ci, co, k, d) = (5, 3, 4, 3);
+        let w = randn(&[co, ci, k], 1);
+        let b = randn(&[co], 2);
+        let vb = VarBuilder::from_tensors(
+            HashMap::from([("conv.weight".to_string(), w.clone()), ("conv.bias".to_string(), b.clone())]),
+            DType::F32,
+            &Device::Cpu,
+        );
+        let mut slots = SlotAlloc::default();
+        let conv = CausalConv1d::load(vb, ci, co, k, d, &mut slots).unwrap();
+        let x = randn(&[1, ci, 40], 3);
+        let want = x
+            .pad_with_zeros(2, (k - 1) * d, 0)
+            .unwrap()
+            .conv1d(&w, 0, 1, d, 1)
+            .unwrap()
+            .broadcast_add(&b.reshape((1, co, 1)).unwrap())
+            .unwrap();
+        for chunk in [1, 2, 7, 40] {
+            let got = chunked(&x, chunk, slots.count(), |c, st| conv.forward(c, st).unwrap());
+            assert!(max_diff(&got, &want) < 1e-5, "chunk {chunk}");
+        }
+    }
+
+    #[test]
+    fn causal_conv_transpose_streams_exactly_for_any_kernel() {
+        // k = 2s (vocoder), k = s (upsampler) and k not a multiple of s.
+        for (ci, co, k, s) in [(4, 3, 6, 3), (4, 4, 2, 2), (3, 2, 5, 2), (2, 2, 7, 3)] {
+            let w = randn(&[ci, co, k], 4);
+            let b = randn(&[co], 5);
+            let vb = VarBuilder::from_tensors(
+                HashMap::from([("conv.weight".to_string(), w.clone()), ("conv.bias".to_string(), b.clone())]),
+                DType::F32,
+                &Device::Cpu,
+            );
+            let mut slots = SlotAlloc::default();
+            let tc = CausalConvTranspose1d::load(vb, ci, co, k, s, &mut slots).unwrap();
+            let x = randn(&[1, ci, 13], 6);
+            let full = x.conv_transpose1d(&w, 0, 0, s, 1, 1).unwrap();
+            let want = full.narrow(2, 0, 13 * s).unwrap().broadcast_add(&b.reshape((1, co, 1)).unwrap()).unwrap();
+            for chunk in [1, 2, 5, 13] {
+                let got = chunked(&x, chunk, slots.count(), |c, st| tc.forward(c, st).unwrap());
+                assert_eq!(got.dims(), &[1, co, 13 * s]);
+                assert!(max_diff(&got, &want) < 1e-5, "k {k} s {s} chunk {chunk}");
+            }
+        }
+    }
+}

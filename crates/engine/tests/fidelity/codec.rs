@@ -275,6 +275,9 @@ fn decoder_speed_figures() {
     for chunk in [1, 4, 25] {
         report(&format!("tiny-0b6-like streaming, chunks of {chunk}"), &time_stream(&tiny, &codes, chunk));
     }
+    // Per-chunk cost must not grow with the stream's length (window-bounded KV cache).
+    let long = pseudo_codes(2000, tiny.codebook_size() as u32);
+    report("tiny-0b6-like streaming 2000 frames, chunks of 4", &time_stream(&tiny, &long, 4));
 
     let cfg = real_codec_config();
     let vb = q3tts_engine::codec::random::random_var_builder(7, &Device::Cpu);
