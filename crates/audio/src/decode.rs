@@ -19,12 +19,18 @@ use crate::{resample, Error, Result};
 pub const MODEL_RATE: u32 = 24000;
 
 /// Trim encoder delay and padding where the container says how much (Vorbis, MP3 LAME tags).
-const GAPLESS: FormatOptions =
-    FormatOptions { enable_gapless: true, prebuild_seek_index: false, seek_index_fill_rate: 20 };
+const GAPLESS: FormatOptions = FormatOptions {
+    enable_gapless: true,
+    prebuild_seek_index: false,
+    seek_index_fill_rate: 20,
+};
 
 /// Decodes an audio file to mono f32 (channels averaged) and returns it with its sample rate.
 pub fn read_audio_file(path: &Path) -> Result<(Vec<f32>, u32)> {
-    let fail = |reason: String| Error::File { path: path.display().to_string(), reason };
+    let fail = |reason: String| Error::File {
+        path: path.display().to_string(),
+        reason,
+    };
     if path.is_dir() {
         return Err(fail("is a directory, not an audio file".into()));
     }
@@ -79,7 +85,11 @@ pub fn read_audio_file(path: &Path) -> Result<(Vec<f32>, u32)> {
             _ => buf.insert(SampleBuffer::new(needed, spec)),
         };
         sb.copy_interleaved_ref(decoded);
-        mono.extend(sb.samples().chunks(channels).map(|f| f.iter().sum::<f32>() / channels as f32));
+        mono.extend(
+            sb.samples()
+                .chunks(channels)
+                .map(|f| f.iter().sum::<f32>() / channels as f32),
+        );
     }
     let rate = rate.ok_or_else(|| fail("the file does not state its sample rate".into()))?;
     if let Some(n) = length.and_then(|n| usize::try_from(n).ok()) {
@@ -101,9 +111,9 @@ pub fn load_mono_24k(path: &Path) -> Result<Vec<f32>> {
 
 fn unsupported(e: SymError) -> String {
     match e {
-        SymError::Unsupported(what) => format!(
-            "unsupported audio format ({what}); use WAV, FLAC, MP3 or Ogg Vorbis"
-        ),
+        SymError::Unsupported(what) => {
+            format!("unsupported audio format ({what}); use WAV, FLAC, MP3 or Ogg Vorbis")
+        }
         SymError::IoError(e) => format!("cannot read: {e}"),
         other => format!("not a readable audio file ({other}); use WAV, FLAC, MP3 or Ogg Vorbis"),
     }

@@ -40,7 +40,10 @@ pub fn reason(path: &Path, err: &io::Error) -> String {
 
 /// An [`Error::File`] for `path` from an I/O error.
 pub fn file_error(path: &Path, err: &io::Error) -> Error {
-    Error::File { path: path.display().to_string(), reason: reason(path, err) }
+    Error::File {
+        path: path.display().to_string(),
+        reason: reason(path, err),
+    }
 }
 
 #[cfg(test)]
@@ -57,6 +60,9 @@ mod tests {
         let e = io::Error::from(io::ErrorKind::PermissionDenied);
         assert!(reason(p, &e).starts_with("permission denied"));
         let msg = file_error(p, &e).to_string();
-        assert!(msg.starts_with("/nonexistent-dir-q3tts/x.wav: permission denied"), "{msg}");
+        assert!(
+            msg.starts_with("/nonexistent-dir-q3tts/x.wav: permission denied"),
+            "{msg}"
+        );
     }
 }

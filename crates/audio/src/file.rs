@@ -79,17 +79,24 @@ pub fn write_sink(
     format: Format,
     sample_rate: u32,
 ) -> Result<Box<dyn Sink>> {
-    EncodedSink::start(PathBuf::from(name), Target::Stream(out), format, sample_rate)
-        .map(|s| Box::new(s) as Box<dyn Sink>)
+    EncodedSink::start(
+        PathBuf::from(name),
+        Target::Stream(out),
+        format,
+        sample_rate,
+    )
+    .map(|s| Box::new(s) as Box<dyn Sink>)
 }
 
 impl EncodedSink {
     fn start(name: PathBuf, target: Target, format: Format, sample_rate: u32) -> Result<Self> {
         let seekable = matches!(target, Target::File(_));
         let mut buf = Vec::new();
-        let encoder = new_encoder(format, sample_rate, seekable, &mut buf).map_err(|reason| {
-            Error::File { path: name.display().to_string(), reason }
-        })?;
+        let encoder =
+            new_encoder(format, sample_rate, seekable, &mut buf).map_err(|reason| Error::File {
+                path: name.display().to_string(),
+                reason,
+            })?;
         let mut sink = EncodedSink {
             name,
             target,
@@ -104,7 +111,10 @@ impl EncodedSink {
     }
 
     fn error(&self, reason: String) -> Error {
-        Error::File { path: self.name.display().to_string(), reason }
+        Error::File {
+            path: self.name.display().to_string(),
+            reason,
+        }
     }
 
     /// Writes the buffered bytes, then applies the encoder's header patches.
@@ -119,7 +129,9 @@ impl EncodedSink {
                 }
             }
             Target::Stream(w) => {
-                w.write_all(&self.buf).and_then(|()| w.flush()).map_err(io_err)?;
+                w.write_all(&self.buf)
+                    .and_then(|()| w.flush())
+                    .map_err(io_err)?;
             }
         }
         self.buf.clear();
@@ -147,7 +159,9 @@ impl Sink for EncodedSink {
         if self.finished {
             return Err(self.error("write after finish".into()));
         }
-        self.encoder.encode(samples, &mut self.buf).map_err(|r| self.error(r))?;
+        self.encoder
+            .encode(samples, &mut self.buf)
+            .map_err(|r| self.error(r))?;
         self.samples += samples.len() as u64;
         self.flush_out()
     }
@@ -155,14 +169,21 @@ impl Sink for EncodedSink {
     fn finish(&mut self) -> Result<SinkSummary> {
         if !self.finished {
             self.finished = true;
-            self.encoder.finish(&mut self.buf).map_err(|r| self.error(r))?;
+            self.encoder
+                .finish(&mut self.buf)
+                .map_err(|r| self.error(r))?;
             self.flush_out()?;
             if let Target::File(f) = &self.target {
                 // Data reaches the disk before we report success (a full disk shows up here too).
-                f.sync_data().or_else(ignore_unsupported_sync).map_err(|e| file_error(&self.name, &e))?;
+                f.sync_data()
+                    .or_else(ignore_unsupported_sync)
+                    .map_err(|e| file_error(&self.name, &e))?;
             }
         }
-        Ok(SinkSummary { samples: self.samples, sample_rate: self.sample_rate })
+        Ok(SinkSummary {
+            samples: self.samples,
+            sample_rate: self.sample_rate,
+        })
     }
 
     fn describe(&self) -> String {

@@ -21,7 +21,13 @@ pub enum Format {
 
 impl Format {
     /// All formats, in the order they are listed to users.
-    pub const ALL: [Format; 5] = [Format::Wav, Format::Flac, Format::Mp3, Format::Opus, Format::Pcm];
+    pub const ALL: [Format; 5] = [
+        Format::Wav,
+        Format::Flac,
+        Format::Mp3,
+        Format::Opus,
+        Format::Pcm,
+    ];
 
     /// Parses a `--format` value: `wav`, `flac`, `mp3`, `opus` (or `ogg`), `pcm` (or `raw`).
     pub fn from_name(name: &str) -> Result<Format> {

@@ -111,11 +111,16 @@ impl Resampler {
                 return 0.0;
             }
             let arg = std::f64::consts::PI * self.fc * x;
-            let sinc = if arg.abs() < 1e-12 { 1.0 } else { arg.sin() / arg };
+            let sinc = if arg.abs() < 1e-12 {
+                1.0
+            } else {
+                arg.sin() / arg
+            };
             self.fc * sinc * bessel_i0(KAISER_BETA * (1.0 - r * r).sqrt()) / bessel_i0(KAISER_BETA)
         };
-        let taps: Vec<f64> =
-            (0..2 * self.half).map(|j| kernel(frac + w - 1.0 - j as f64)).collect();
+        let taps: Vec<f64> = (0..2 * self.half)
+            .map(|j| kernel(frac + w - 1.0 - j as f64))
+            .collect();
         // Unity gain at DC for every phase.
         let sum: f64 = taps.iter().sum();
         taps.iter().map(|t| (t / sum) as f32).collect()
@@ -173,7 +178,8 @@ impl Resampler {
             return Vec::new();
         }
         let total = (self.consumed * self.up + self.down / 2) / self.down;
-        self.buf.extend(std::iter::repeat_n(0.0, self.half as usize + 1));
+        self.buf
+            .extend(std::iter::repeat_n(0.0, self.half as usize + 1));
         let out = self.run(Some(total));
         self.reset();
         out
@@ -186,7 +192,9 @@ mod tests {
     use std::f32::consts::PI;
 
     fn sine(freq: f32, rate: u32, n: usize) -> Vec<f32> {
-        (0..n).map(|i| 0.5 * (2.0 * PI * freq * i as f32 / rate as f32).sin()).collect()
+        (0..n)
+            .map(|i| 0.5 * (2.0 * PI * freq * i as f32 / rate as f32).sin())
+            .collect()
     }
 
     /// Largest error between `got` and the ideal sine, ignoring `edge` samples at each end.
@@ -201,7 +209,14 @@ mod tests {
 
     #[test]
     fn lengths_are_exact() {
-        for (from, to, n) in [(24000, 48000, 24000), (48000, 24000, 4801), (44100, 24000, 44100), (22050, 24000, 1000), (16000, 24000, 7)] {
+        for (from, to, n) in [
+            (24000, 48000, 24000),
+            (48000, 24000, 4801),
+            (44100, 24000, 44100),
+            (22050, 24000, 1000),
+            (16000, 24000, 7),
+            (44100, 44101, 500),
+        ] {
             let out = resample(&vec![0.1; n], from, to);
             let want = ((n as u64 * to as u64 + from as u64 / 2) / from as u64) as usize;
             assert_eq!(out.len(), want, "{from}->{to} n={n}");
@@ -215,7 +230,11 @@ mod tests {
         // 1 kHz at 44.1 kHz -> 24 kHz: a delay-compensated resampler keeps the phase.
         let input = sine(1000.0, 44100, 44100);
         let out = resample(&input, 44100, 24000);
-        assert!(max_err(&out, 1000.0, 24000, 300) < 2e-3, "{}", max_err(&out, 1000.0, 24000, 300));
+        assert!(
+            max_err(&out, 1000.0, 24000, 300) < 2e-3,
+            "{}",
+            max_err(&out, 1000.0, 24000, 300)
+        );
         let up = resample(&sine(440.0, 24000, 24000), 24000, 48000);
         assert!(max_err(&up, 440.0, 48000, 600) < 2e-3);
     }
@@ -241,7 +260,11 @@ mod tests {
         }
         parts.extend(r.flush());
         assert_eq!(parts.len(), whole.len());
-        let diff = parts.iter().zip(&whole).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let diff = parts
+            .iter()
+            .zip(&whole)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         assert!(diff < 1e-5, "{diff}");
     }
 }

@@ -57,7 +57,9 @@ impl FlacEncoder {
     /// `fLaC` and the STREAMINFO block as they stand now.
     fn header_bytes(&self) -> Result<Vec<u8>, String> {
         let mut sink = ByteSink::new();
-        self.stream.write(&mut sink).map_err(|e| format!("FLAC header: {e:?}"))?;
+        self.stream
+            .write(&mut sink)
+            .map_err(|e| format!("FLAC header: {e:?}"))?;
         Ok(sink.into_inner())
     }
 
@@ -78,7 +80,9 @@ impl FlacEncoder {
         )
         .map_err(|e| format!("FLAC encoding failed: {e}"))?;
         let mut sink = ByteSink::new();
-        frame.write(&mut sink).map_err(|e| format!("FLAC frame: {e:?}"))?;
+        frame
+            .write(&mut sink)
+            .map_err(|e| format!("FLAC frame: {e:?}"))?;
         let bytes = sink.into_inner();
         self.min_frame = self.min_frame.min(bytes.len());
         self.max_frame = self.max_frame.max(bytes.len());

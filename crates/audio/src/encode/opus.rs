@@ -67,7 +67,10 @@ impl OpusEncoder {
             .encoder
             .encode(&self.pending[..self.frame], self.frame, &mut self.packet)
             .map_err(err)?;
-        let writer = self.writer.as_mut().ok_or_else(|| err("write after finish"))?;
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| err("write after finish"))?;
         match duration {
             Some(d) => writer.write_packet_with_duration(&self.packet[..n], d),
             None => writer.write_packet(&self.packet[..n]),
@@ -119,7 +122,10 @@ impl Encoder for OpusEncoder {
         while self.pending.len() > self.frame {
             self.encode_frame(None)?;
         }
-        let written = self.writer.as_ref().map_or(0, |w| w.granule().max(0) as u64);
+        let written = self
+            .writer
+            .as_ref()
+            .map_or(0, |w| w.granule().max(0) as u64);
         let last = final_granule.saturating_sub(written);
         self.encode_frame(Some(last as u32))?;
         let writer = self.writer.take().ok_or_else(|| err("finished twice"))?;

@@ -47,7 +47,10 @@ impl WavEncoder {
     pub fn new(rate: u32, seekable: bool, out: &mut Vec<u8>) -> WavEncoder {
         let len = if seekable { 0 } else { u32::MAX };
         out.extend_from_slice(&header(rate, len));
-        WavEncoder { seekable, data_bytes: 0 }
+        WavEncoder {
+            seekable,
+            data_bytes: 0,
+        }
     }
 
     fn data_len(&self) -> u32 {
@@ -72,7 +75,10 @@ impl Encoder for WavEncoder {
             return Vec::new();
         }
         let len = self.data_len();
-        vec![(4, riff_len(len).to_le_bytes().to_vec()), (40, len.to_le_bytes().to_vec())]
+        vec![
+            (4, riff_len(len).to_le_bytes().to_vec()),
+            (40, len.to_le_bytes().to_vec()),
+        ]
     }
 }
 

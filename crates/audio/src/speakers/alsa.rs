@@ -45,7 +45,8 @@ impl Api {
                 .map_err(|e| format!("libasound.so.2 not found (install libasound2): {e}"))?;
             macro_rules! sym {
                 ($name:literal) => {
-                    *lib.get($name).map_err(|e| format!("libasound lacks a symbol: {e}"))?
+                    *lib.get($name)
+                        .map_err(|e| format!("libasound lacks a symbol: {e}"))?
                 };
             }
             Ok(Api {
@@ -114,13 +115,19 @@ impl AlsaDevice {
             let why = api.err(rc);
             // SAFETY: pcm is open and not used afterwards.
             unsafe { (api.close)(pcm) };
-            return Err(format!("ALSA device {name:?} refused mono s16 at {rate} Hz: {why}"));
+            return Err(format!(
+                "ALSA device {name:?} refused mono s16 at {rate} Hz: {why}"
+            ));
         }
         Ok(AlsaDevice { api, pcm, name })
     }
 
     fn lost(&self, what: &str, code: c_int) -> DeviceError {
-        DeviceError::Lost(format!("ALSA {what} failed on {:?}: {}", self.name, self.api.err(code)))
+        DeviceError::Lost(format!(
+            "ALSA {what} failed on {:?}: {}",
+            self.name,
+            self.api.err(code)
+        ))
     }
 }
 
@@ -129,9 +136,8 @@ impl Device for AlsaDevice {
         let mut rest = pcm;
         while !rest.is_empty() {
             // SAFETY: the buffer holds rest.len() interleaved mono frames.
-            let n = unsafe {
-                (self.api.writei)(self.pcm, rest.as_ptr().cast(), rest.len() as c_ulong)
-            };
+            let n =
+                unsafe { (self.api.writei)(self.pcm, rest.as_ptr().cast(), rest.len() as c_ulong) };
             if n >= 0 {
                 rest = &rest[n as usize..];
                 continue;

@@ -82,7 +82,9 @@ impl CpalDevice {
     /// Queues device-rate samples, waiting while the queue is full.
     fn enqueue(&mut self, mut samples: &[f32]) -> DeviceResult<()> {
         let (lock, cond) = &*self.shared;
-        let mut q = lock.lock().map_err(|_| DeviceError::Lost("audio thread panicked".into()))?;
+        let mut q = lock
+            .lock()
+            .map_err(|_| DeviceError::Lost("audio thread panicked".into()))?;
         while !samples.is_empty() {
             self.check(&q)?;
             let room = self.capacity.saturating_sub(q.samples.len());
@@ -104,7 +106,9 @@ impl CpalDevice {
 /// Builds and starts the output stream on the default device: (stream, (rate, description)).
 fn start_stream(shared: Shared) -> Result<(cpal::Stream, (u32, String)), String> {
     let host = cpal::default_host();
-    let device = host.default_output_device().ok_or("no default output device")?;
+    let device = host
+        .default_output_device()
+        .ok_or("no default output device")?;
     let supported = device
         .default_output_config()
         .map_err(|e| format!("cannot query the output device: {e}"))?;
@@ -133,8 +137,16 @@ fn start_stream(shared: Shared) -> Result<(cpal::Stream, (u32, String)), String>
             None,
         )
         .map_err(|e| format!("cannot open an output stream: {e}"))?;
-    stream.play().map_err(|e| format!("cannot start the output stream: {e}"))?;
-    Ok((stream, (device_rate, format!("coreaudio default output at {device_rate} Hz"))))
+    stream
+        .play()
+        .map_err(|e| format!("cannot start the output stream: {e}"))?;
+    Ok((
+        stream,
+        (
+            device_rate,
+            format!("coreaudio default output at {device_rate} Hz"),
+        ),
+    ))
 }
 
 /// The device callback: queued mono samples to every channel, silence when empty.
@@ -163,7 +175,9 @@ impl Device for CpalDevice {
         self.enqueue(&tail)?;
         {
             let (lock, cond) = &*self.shared;
-            let mut q = lock.lock().map_err(|_| DeviceError::Lost("audio thread panicked".into()))?;
+            let mut q = lock
+                .lock()
+                .map_err(|_| DeviceError::Lost("audio thread panicked".into()))?;
             while !q.samples.is_empty() {
                 self.check(&q)?;
                 q = cond

@@ -74,15 +74,16 @@ impl Backend {
     fn chain(self) -> Result<Vec<Backend>> {
         let wanted = match self {
             Backend::Auto => match std::env::var(BACKEND_ENV) {
-                Ok(v) if !v.trim().is_empty() => Backend::from_name(&v).map_err(|e| {
-                    Error::Other(format!("${BACKEND_ENV}: {e}"))
-                })?,
+                Ok(v) if !v.trim().is_empty() => Backend::from_name(&v)
+                    .map_err(|e| Error::Other(format!("${BACKEND_ENV}: {e}")))?,
                 _ => Backend::Auto,
             },
             b => b,
         };
         Ok(match wanted {
-            Backend::Auto if cfg!(target_os = "macos") => vec![Backend::CoreAudio, Backend::Subprocess],
+            Backend::Auto if cfg!(target_os = "macos") => {
+                vec![Backend::CoreAudio, Backend::Subprocess]
+            }
             Backend::Auto => vec![Backend::Pulse, Backend::Alsa, Backend::Subprocess],
             b => vec![b],
         })
@@ -216,7 +217,10 @@ impl Speakers {
                 self.device = None;
                 self.samples = 0;
                 self.lost_reason = Some(why.clone());
-                Error::DeviceLost(format!("{} ({why}); it will be reopened for the next request", self.active))
+                Error::DeviceLost(format!(
+                    "{} ({why}); it will be reopened for the next request",
+                    self.active
+                ))
             }
             DeviceError::Failed(why) => Error::Other(format!("{}: {why}", self.active)),
         }
@@ -262,7 +266,9 @@ fn open_one(backend: Backend, rate: u32) -> std::result::Result<Box<dyn Device>,
         Backend::CoreAudio => {
             coreaudio::CpalDevice::open(rate).map(|d| Box::new(d) as Box<dyn Device>)
         }
-        other => Err(format!("the {other} backend is not available on this system")),
+        other => Err(format!(
+            "the {other} backend is not available on this system"
+        )),
     }
 }
 
@@ -290,7 +296,10 @@ impl Sink for Speakers {
     }
 
     fn finish(&mut self) -> Result<SinkSummary> {
-        let summary = SinkSummary { samples: self.samples, sample_rate: self.rate };
+        let summary = SinkSummary {
+            samples: self.samples,
+            sample_rate: self.rate,
+        };
         if self.cancelled() {
             self.end_cancelled();
             return Ok(summary);
@@ -322,7 +331,13 @@ mod tests {
 
     #[test]
     fn backend_names() {
-        for b in [Backend::Auto, Backend::Pulse, Backend::Alsa, Backend::Subprocess, Backend::CoreAudio] {
+        for b in [
+            Backend::Auto,
+            Backend::Pulse,
+            Backend::Alsa,
+            Backend::Subprocess,
+            Backend::CoreAudio,
+        ] {
             assert_eq!(Backend::from_name(b.name()).unwrap(), b);
         }
         assert_eq!(Backend::from_name("PipeWire").unwrap(), Backend::Pulse);

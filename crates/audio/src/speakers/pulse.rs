@@ -9,11 +9,11 @@ use std::io::{self, BufReader, Cursor, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
+use pulseaudio::protocol::stream::{BufferAttr, StreamFlags};
 use pulseaudio::protocol::{
     self, ChannelMap, ChannelVolume, Command, CreatePlaybackStreamReply, PlaybackStreamParams,
     Prop, Props, SampleFormat, SampleSpec, TagStructReader,
 };
-use pulseaudio::protocol::stream::{BufferAttr, StreamFlags};
 
 use super::{Device, DeviceError, DeviceResult, BUFFER_MS};
 
@@ -35,7 +35,9 @@ pub struct PulseDevice {
 
 fn lost(what: &str, e: io::Error) -> DeviceError {
     if e.kind() == io::ErrorKind::UnexpectedEof {
-        return DeviceError::Lost(format!("the sound server closed the connection while {what}"));
+        return DeviceError::Lost(format!(
+            "the sound server closed the connection while {what}"
+        ));
     }
     DeviceError::Lost(format!("sound server connection lost while {what}: {e}"))
 }
@@ -54,15 +56,24 @@ impl PulseDevice {
         )?;
         let stream = UnixStream::connect(&path)
             .map_err(|e| format!("cannot connect to {}: {e}", path.display()))?;
-        stream.set_read_timeout(Some(READ_TIMEOUT)).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .map_err(|e| e.to_string())?;
         let mut sock = BufReader::new(stream);
         let version = handshake(&mut sock).map_err(|e| format!("handshake failed: {e}"))?;
         let bytes_per_ms = rate as usize * 2 / 1000;
         let ms = |n: u32| (n as usize * bytes_per_ms).max(2) as u32 & !1;
         let mut props = Props::new();
-        props.set(Prop::MediaName, CString::new("q3tts speech").expect("no NUL"));
+        props.set(
+            Prop::MediaName,
+            CString::new("q3tts speech").expect("no NUL"),
+        );
         let params = PlaybackStreamParams {
-            sample_spec: SampleSpec { format: SampleFormat::S16Le, channels: 1, sample_rate: rate },
+            sample_spec: SampleSpec {
+                format: SampleFormat::S16Le,
+                channels: 1,
+                sample_rate: rate,
+            },
             channel_map: ChannelMap::mono(),
             cvolume: Some(ChannelVolume::norm(1)),
             sink_name: Some(protocol::DEFAULT_SINK.to_owned()),
@@ -73,12 +84,20 @@ impl PulseDevice {
                 minimum_request_length: ms(10),
                 fragment_size: u32::MAX,
             },
-            flags: StreamFlags { adjust_latency: true, ..Default::default() },
+            flags: StreamFlags {
+                adjust_latency: true,
+                ..Default::default()
+            },
             props,
             ..Default::default()
         };
-        send(sock.get_mut(), SEQ_CREATE, &Command::CreatePlaybackStream(params), version)
-            .map_err(|e| format!("cannot create a playback stream: {e}"))?;
+        send(
+            sock.get_mut(),
+            SEQ_CREATE,
+            &Command::CreatePlaybackStream(params),
+            version,
+        )
+        .map_err(|e| format!("cannot create a playback stream: {e}"))?;
         let reply = loop {
             let (seq, cmd, payload) =
                 read_message(&mut sock, version).map_err(|e| format!("no stream reply: {e}"))?;
@@ -100,7 +119,11 @@ impl PulseDevice {
         let server = format!(
             "{} → {}",
             path.display(),
-            reply.sink_name.as_ref().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+            reply
+                .sink_name
+                .as_ref()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
         );
         Ok(PulseDevice {
             sock,
@@ -113,16 +136,16 @@ impl PulseDevice {
 
     /// Handles one server message (blocking until it arrives).
     fn handle_next(&mut self) -> DeviceResult<Option<(u32, Command)>> {
-        let (seq, cmd, _) =
-            read_message(&mut self.sock, self.version).map_err(|e| lost("waiting for the server", e))?;
+        let (seq, cmd, _) = read_message(&mut self.sock, self.version)
+            .map_err(|e| lost("waiting for the server", e))?;
         match cmd {
             Some(Command::Request(r)) if r.channel == self.channel => {
                 self.credit += r.length as usize;
                 Ok(None)
             }
-            Some(Command::PlaybackStreamKilled(ch)) if ch == self.channel => {
-                Err(DeviceError::Lost("the server removed our playback stream".into()))
-            }
+            Some(Command::PlaybackStreamKilled(ch)) if ch == self.channel => Err(
+                DeviceError::Lost("the server removed our playback stream".into()),
+            ),
             Some(other) => Ok(Some((seq, other))),
             None => Ok(None),
         }
@@ -132,11 +155,21 @@ impl PulseDevice {
     fn pump(&mut self) -> DeviceResult<()> {
         loop {
             if self.sock.buffer().is_empty() {
-                self.sock.get_ref().set_nonblocking(true).map_err(|e| lost("polling", e))?;
+                self.sock
+                    .get_ref()
+                    .set_nonblocking(true)
+                    .map_err(|e| lost("polling", e))?;
                 let ready = self.sock.fill_buf_checked();
-                self.sock.get_ref().set_nonblocking(false).map_err(|e| lost("polling", e))?;
+                self.sock
+                    .get_ref()
+                    .set_nonblocking(false)
+                    .map_err(|e| lost("polling", e))?;
                 match ready {
-                    Ok(0) => return Err(DeviceError::Lost("the sound server closed the connection".into())),
+                    Ok(0) => {
+                        return Err(DeviceError::Lost(
+                            "the sound server closed the connection".into(),
+                        ))
+                    }
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                     Err(e) => return Err(lost("polling", e)),
@@ -192,12 +225,21 @@ impl Device for PulseDevice {
 
     fn drain(&mut self) -> DeviceResult<()> {
         self.pump()?;
-        self.command_and_wait(SEQ_DRAIN, &Command::DrainPlaybackStream(self.channel), "draining")
+        self.command_and_wait(
+            SEQ_DRAIN,
+            &Command::DrainPlaybackStream(self.channel),
+            "draining",
+        )
     }
 
     fn discard(&mut self) {
         // Best effort: a dead connection shows up at the next `play` or `alive`.
-        let _ = send(self.sock.get_mut(), SEQ_FLUSH, &Command::FlushPlaybackStream(self.channel), self.version);
+        let _ = send(
+            self.sock.get_mut(),
+            SEQ_FLUSH,
+            &Command::FlushPlaybackStream(self.channel),
+            self.version,
+        );
     }
 
     fn alive(&mut self) -> bool {
@@ -250,13 +292,23 @@ fn handshake(sock: &mut BufReader<UnixStream>) -> io::Result<u16> {
         supports_memfd: false,
         cookie,
     };
-    send(sock.get_mut(), 0, &Command::Auth(auth), protocol::MAX_VERSION)?;
-    let (_, reply) = protocol::read_reply_message::<protocol::AuthReply>(sock, protocol::MAX_VERSION)
-        .map_err(proto_err)?;
+    send(
+        sock.get_mut(),
+        0,
+        &Command::Auth(auth),
+        protocol::MAX_VERSION,
+    )?;
+    let (_, reply) =
+        protocol::read_reply_message::<protocol::AuthReply>(sock, protocol::MAX_VERSION)
+            .map_err(proto_err)?;
     let version = protocol::MAX_VERSION.min(reply.version);
     let mut props = Props::new();
-    props.set(Prop::ApplicationName, CString::new("q3tts").expect("no NUL"));
+    props.set(
+        Prop::ApplicationName,
+        CString::new("q3tts").expect("no NUL"),
+    );
     send(sock.get_mut(), 1, &Command::SetClientName(props), version)?;
-    protocol::read_reply_message::<protocol::SetClientNameReply>(sock, version).map_err(proto_err)?;
+    protocol::read_reply_message::<protocol::SetClientNameReply>(sock, version)
+        .map_err(proto_err)?;
     Ok(version)
 }

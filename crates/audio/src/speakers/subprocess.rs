@@ -21,27 +21,63 @@ fn player_args(program: &str, rate: u32) -> Vec<String> {
     let r = rate.to_string();
     let ms = BUFFER_MS.to_string();
     let v: Vec<&str> = match program {
-        "pw-cat" => vec!["--playback", "--format=s16", "--channels=1", "--rate", &r, "--latency", &ms, "-"],
-        "pacat" => vec!["--playback", "--format=s16le", "--channels=1", "--rate", &r, "--latency-msec", &ms, "--client-name=q3tts"],
+        "pw-cat" => vec![
+            "--playback",
+            "--format=s16",
+            "--channels=1",
+            "--rate",
+            &r,
+            "--latency",
+            &ms,
+            "-",
+        ],
+        "pacat" => vec![
+            "--playback",
+            "--format=s16le",
+            "--channels=1",
+            "--rate",
+            &r,
+            "--latency-msec",
+            &ms,
+            "--client-name=q3tts",
+        ],
         "aplay" => {
-            return ["-q", "-t", "raw", "-f", "S16_LE", "-c", "1", "-r", &r, "--buffer-time"]
-                .iter()
-                .map(|s| s.to_string())
-                .chain([(BUFFER_MS * 1000).to_string()])
-                .collect()
+            return [
+                "-q",
+                "-t",
+                "raw",
+                "-f",
+                "S16_LE",
+                "-c",
+                "1",
+                "-r",
+                &r,
+                "--buffer-time",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([(BUFFER_MS * 1000).to_string()])
+            .collect()
         }
-        _ => vec!["-q", "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", &r, "-"],
+        _ => vec![
+            "-q", "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", &r, "-",
+        ],
     };
     // pw-cat wants "--latency 50ms".
     v.iter()
-        .map(|s| if program == "pw-cat" && *s == ms { format!("{ms}ms") } else { s.to_string() })
+        .map(|s| {
+            if program == "pw-cat" && *s == ms {
+                format!("{ms}ms")
+            } else {
+                s.to_string()
+            }
+        })
         .collect()
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 pub struct PlayerDevice {
@@ -54,7 +90,11 @@ impl PlayerDevice {
     pub fn open(rate: u32) -> Result<PlayerDevice, String> {
         let choices: Vec<String> = match std::env::var("Q3TTS_PLAYER") {
             Ok(p) if !p.trim().is_empty() => vec![p.trim().to_string()],
-            _ => PLAYERS.iter().filter(|p| on_path(p)).map(|p| p.to_string()).collect(),
+            _ => PLAYERS
+                .iter()
+                .filter(|p| on_path(p))
+                .map(|p| p.to_string())
+                .collect(),
         };
         if choices.is_empty() {
             return Err("no player program found (pw-cat, pacat, aplay or play)".into());
@@ -62,7 +102,13 @@ impl PlayerDevice {
         let mut why = Vec::new();
         for program in choices {
             match spawn(&program, rate) {
-                Ok(child) => return Ok(PlayerDevice { program, rate, child: Some(child) }),
+                Ok(child) => {
+                    return Ok(PlayerDevice {
+                        program,
+                        rate,
+                        child: Some(child),
+                    })
+                }
                 Err(e) => why.push(e),
             }
         }
@@ -78,7 +124,9 @@ impl PlayerDevice {
 
     /// Waits for the player to exit; an error status means the sound server went away.
     fn reap(&mut self, mut child: Child) -> DeviceResult<()> {
-        let status = child.wait().map_err(|e| DeviceError::Lost(format!("{}: {e}", self.program)))?;
+        let status = child
+            .wait()
+            .map_err(|e| DeviceError::Lost(format!("{}: {e}", self.program)))?;
         if status.success() {
             Ok(())
         } else {
@@ -105,7 +153,10 @@ fn spawn(program: &str, rate: u32) -> Result<(Child, ChildStdin), String> {
     let deadline = Instant::now() + STARTUP_GRACE;
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("{program} exited at once ({status}){}", stderr_tail(&mut child)));
+            return Err(format!(
+                "{program} exited at once ({status}){}",
+                stderr_tail(&mut child)
+            ));
         }
         thread::sleep(Duration::from_millis(10));
     }
@@ -154,7 +205,9 @@ impl Device for PlayerDevice {
     }
 
     fn drain(&mut self) -> DeviceResult<()> {
-        let Some((child, stdin)) = self.child.take() else { return Ok(()) };
+        let Some((child, stdin)) = self.child.take() else {
+            return Ok(());
+        };
         drop(stdin); // end of input: the player plays what it has and exits
         self.reap(child)?;
         // Start the next request's player now, while nothing is waiting on it.
@@ -174,7 +227,9 @@ impl Device for PlayerDevice {
     fn alive(&mut self) -> bool {
         match self.child.as_mut() {
             Some((child, _)) => matches!(child.try_wait(), Ok(None)),
-            None => spawn(&self.program, self.rate).map(|c| self.child = Some(c)).is_ok(),
+            None => spawn(&self.program, self.rate)
+                .map(|c| self.child = Some(c))
+                .is_ok(),
         }
     }
 

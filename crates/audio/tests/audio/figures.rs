@@ -24,10 +24,14 @@ fn onset_ms(audio: &[f32], reads: &[(Instant, usize)], t0: Instant) -> Option<f3
 #[test]
 #[ignore = "figures: run with --ignored --nocapture"]
 fn figures_latency_per_backend() {
-    let Some(sink) = NullSink::start("figures_latency_per_backend") else { return };
+    let Some(sink) = NullSink::start("figures_latency_per_backend") else {
+        return;
+    };
     let _awake = sink.keep_awake();
     std::env::set_var("Q3TTS_PLAYER", "pacat");
-    let tone: Vec<f32> = (0..1920 * 5).map(|i| 0.5 * (i as f32 * 0.2).sin()).collect();
+    let tone: Vec<f32> = (0..1920 * 5)
+        .map(|i| 0.5 * (i as f32 * 0.2).sin())
+        .collect();
     for backend in [Backend::Pulse, Backend::Alsa, Backend::Subprocess] {
         let mut speakers = Speakers::open(backend, RATE).unwrap();
         let mut runs = Vec::new();
@@ -43,7 +47,18 @@ fn figures_latency_per_backend() {
             runs.push(onset_ms(&audio, &reads, t0).unwrap_or(f32::NAN));
         }
         // In run order: the first request on a fresh stream is the odd one out, if any.
-        println!("FIGURE latency {:<28} first write -> first sample at sink (warm, 5 runs, ms): {:?}", speakers.describe().split(' ').take(2).collect::<Vec<_>>().join(" "), runs.iter().map(|v| (v * 10.0).round() / 10.0).collect::<Vec<_>>());
+        println!(
+            "FIGURE latency {:<28} first write -> first sample at sink (warm, 5 runs, ms): {:?}",
+            speakers
+                .describe()
+                .split(' ')
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" "),
+            runs.iter()
+                .map(|v| (v * 10.0).round() / 10.0)
+                .collect::<Vec<_>>()
+        );
     }
     std::env::remove_var("Q3TTS_PLAYER");
 }

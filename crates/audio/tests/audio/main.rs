@@ -6,8 +6,8 @@
 //! elsewhere the test prints "NOT RUN: …" and returns.
 
 mod decode;
-mod files;
 mod figures;
+mod files;
 mod nullsink;
 mod speakers;
 mod util;

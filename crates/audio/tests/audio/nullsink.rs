@@ -36,8 +36,16 @@ impl NullSink {
         let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
         std::fs::set_permissions(dir.join("runtime"), private).unwrap();
         // ALSA's default device goes to the Pulse server through libasound2-plugins.
-        std::fs::write(home.join(".asoundrc"), "pcm.!default { type pulse }\nctl.!default { type pulse }\n").unwrap();
-        let mut sink = NullSink { _guard: guard, dir, server: None };
+        std::fs::write(
+            home.join(".asoundrc"),
+            "pcm.!default { type pulse }\nctl.!default { type pulse }\n",
+        )
+        .unwrap();
+        let mut sink = NullSink {
+            _guard: guard,
+            dir,
+            server: None,
+        };
         // SAFETY (edition 2021: safe fn): the variables are set while LOCK is held, and the
         // other tests in this binary do not read them.
         std::env::set_var("XDG_RUNTIME_DIR", sink.runtime());
@@ -49,7 +57,10 @@ impl NullSink {
         match sink.launch() {
             Ok(()) => Some(sink),
             Err(why) => {
-                not_run(test, &format!("the PulseAudio null sink did not start: {why}"));
+                not_run(
+                    test,
+                    &format!("the PulseAudio null sink did not start: {why}"),
+                );
                 None
             }
         }
@@ -76,7 +87,8 @@ impl NullSink {
     /// Starts (or restarts) the server process and waits until it answers.
     pub fn launch(&mut self) -> Result<(), String> {
         let _ = std::fs::remove_file(self.socket());
-        let log = std::fs::File::create(self.dir.join("pulseaudio.log")).map_err(|e| e.to_string())?;
+        let log =
+            std::fs::File::create(self.dir.join("pulseaudio.log")).map_err(|e| e.to_string())?;
         let child = Command::new("pulseaudio")
             .args([
                 "--daemonize=no",
@@ -96,14 +108,22 @@ impl NullSink {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if self.socket().exists() {
-                let ok = Command::new("pactl").arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status();
+                let ok = Command::new("pactl")
+                    .arg("info")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
                 if ok.is_ok_and(|s| s.success()) {
                     return Ok(());
                 }
             }
             if let Some(Ok(Some(status))) = self.server.as_mut().map(|c| c.try_wait()) {
-                let log = std::fs::read_to_string(self.dir.join("pulseaudio.log")).unwrap_or_default();
-                return Err(format!("pulseaudio exited ({status}): {}", log.lines().rev().take(3).collect::<Vec<_>>().join(" | ")));
+                let log =
+                    std::fs::read_to_string(self.dir.join("pulseaudio.log")).unwrap_or_default();
+                return Err(format!(
+                    "pulseaudio exited ({status}): {}",
+                    log.lines().rev().take(3).collect::<Vec<_>>().join(" | ")
+                ));
             }
             thread::sleep(Duration::from_millis(50));
         }
@@ -123,7 +143,13 @@ impl NullSink {
     pub fn keep_awake(&self) -> KeepAwake {
         let zero = std::fs::File::open("/dev/zero").expect("/dev/zero");
         let child = Command::new("pacat")
-            .args(["--playback", "--format=s16le", "--rate=24000", "--channels=1", "--latency-msec=10"])
+            .args([
+                "--playback",
+                "--format=s16le",
+                "--rate=24000",
+                "--channels=1",
+                "--latency-msec=10",
+            ])
             .stdin(zero)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -158,13 +184,23 @@ impl Drop for KeepAwake {
 pub struct Recorder {
     child: Child,
     reader: Option<JoinHandle<()>>,
-    data: Arc<Mutex<(Vec<i16>, Vec<(Instant, usize)>)>>,
+    data: Arc<Mutex<Captured>>,
 }
+
+/// Samples so far, and for each read its arrival time and the sample count after it.
+type Captured = (Vec<i16>, Vec<(Instant, usize)>);
 
 impl Recorder {
     fn start() -> Recorder {
         let mut child = Command::new("parec")
-            .args(["-d", "nullsink.monitor", "--format=s16le", "--channels=1", "--latency-msec=5", "--raw"])
+            .args([
+                "-d",
+                "nullsink.monitor",
+                "--format=s16le",
+                "--channels=1",
+                "--latency-msec=5",
+                "--raw",
+            ])
             .arg(format!("--rate={REC_RATE}"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -189,7 +225,11 @@ impl Recorder {
                 }
                 let mut d = shared.lock().unwrap();
                 let before = d.0.len();
-                d.0.extend(bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])));
+                d.0.extend(
+                    bytes
+                        .chunks_exact(2)
+                        .map(|b| i16::from_le_bytes([b[0], b[1]])),
+                );
                 let after = d.0.len();
                 if after > before {
                     d.1.push((now, after));
@@ -200,10 +240,17 @@ impl Recorder {
         // slow to start would otherwise miss the beginning.
         let deadline = Instant::now() + Duration::from_secs(10);
         while data.lock().unwrap().0.len() < REC_RATE as usize / 20 {
-            assert!(Instant::now() < deadline, "parec delivered nothing from nullsink.monitor within 10 s");
+            assert!(
+                Instant::now() < deadline,
+                "parec delivered nothing from nullsink.monitor within 10 s"
+            );
             thread::sleep(Duration::from_millis(10));
         }
-        Recorder { child, reader: Some(reader), data }
+        Recorder {
+            child,
+            reader: Some(reader),
+            data,
+        }
     }
 
     /// Stops recording; returns the samples and, for each read, (arrival time, samples so far).

@@ -31,7 +31,9 @@ fn bursts() -> Vec<f32> {
     for k in 0..BURSTS {
         for i in 0..burst {
             let env = (i.min(burst - 1 - i) as f32 / fade as f32).min(1.0);
-            out.push(AMP * env * (2.0 * std::f32::consts::PI * freq(k) * i as f32 / RATE as f32).sin());
+            out.push(
+                AMP * env * (2.0 * std::f32::consts::PI * freq(k) * i as f32 / RATE as f32).sin(),
+            );
         }
         out.extend(std::iter::repeat_n(0.0, gap));
     }
@@ -42,7 +44,9 @@ fn bursts() -> Vec<f32> {
 fn envelope(rec: &[f32], f: f32) -> Vec<f32> {
     let win = REC_RATE as usize / 50;
     let hop = REC_RATE as usize / 200;
-    let w: Vec<f32> = (0..win).map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / win as f32).cos()).collect();
+    let w: Vec<f32> = (0..win)
+        .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * i as f32 / win as f32).cos())
+        .collect();
     let norm: f32 = w.iter().sum();
     (0..rec.len().saturating_sub(win) / hop)
         .map(|b| {
@@ -62,20 +66,35 @@ fn envelope(rec: &[f32], f: f32) -> Vec<f32> {
 fn find_burst(rec: &[f32], k: usize) -> Option<(f32, f32)> {
     let env = envelope(rec, freq(k));
     let step_ms = 5.0;
-    let above: Vec<usize> = env.iter().enumerate().filter(|(_, &a)| a > AMP / 2.0).map(|(i, _)| i).collect();
+    let above: Vec<usize> = env
+        .iter()
+        .enumerate()
+        .filter(|(_, &a)| a > AMP / 2.0)
+        .map(|(i, _)| i)
+        .collect();
     let (first, last) = (*above.first()?, *above.last()?);
     // Window centre: add half the 20 ms analysis window.
-    Some((first as f32 * step_ms + 10.0, (last - first + 1) as f32 * step_ms))
+    Some((
+        first as f32 * step_ms + 10.0,
+        (last - first + 1) as f32 * step_ms,
+    ))
 }
 
 /// Checks that every burst arrived, in order, spaced and sized as sent.
 fn check_bursts(label: &str, rec: &[f32]) {
     let found: Vec<(f32, f32)> = (0..BURSTS)
-        .map(|k| find_burst(rec, k).unwrap_or_else(|| panic!("{label}: burst {k} ({} Hz) never reached the sink", freq(k))))
+        .map(|k| {
+            find_burst(rec, k).unwrap_or_else(|| {
+                panic!("{label}: burst {k} ({} Hz) never reached the sink", freq(k))
+            })
+        })
         .collect();
     let period = (BURST_MS + GAP_MS) as f32;
     for (k, &(start, len)) in found.iter().enumerate() {
-        assert!((len - BURST_MS as f32).abs() <= TOLERANCE_MS, "{label}: burst {k} lasted {len} ms, sent {BURST_MS} ms; all: {found:?}");
+        assert!(
+            (len - BURST_MS as f32).abs() <= TOLERANCE_MS,
+            "{label}: burst {k} lasted {len} ms, sent {BURST_MS} ms; all: {found:?}"
+        );
         let expected = found[0].0 + k as f32 * period;
         assert!((start - expected).abs() <= TOLERANCE_MS, "{label}: burst {k} starts at {start} ms, expected {expected} ms (order/gaps); all: {found:?}");
     }
@@ -109,22 +128,36 @@ fn play_and_check(sink: &NullSink, backend: Backend) {
 
 #[test]
 fn bursts_arrive_through_native_pulse() {
-    let Some(sink) = NullSink::start("bursts_arrive_through_native_pulse") else { return };
+    let Some(sink) = NullSink::start("bursts_arrive_through_native_pulse") else {
+        return;
+    };
     play_and_check(&sink, Backend::Pulse);
     // Auto picks the native client when a server runs.
-    assert_eq!(Speakers::open(Backend::Auto, RATE).unwrap().backend(), Backend::Pulse);
+    assert_eq!(
+        Speakers::open(Backend::Auto, RATE).unwrap().backend(),
+        Backend::Pulse
+    );
 }
 
 #[test]
 fn bursts_arrive_through_alsa_loaded_at_run_time() {
-    let Some(sink) = NullSink::start("bursts_arrive_through_alsa_loaded_at_run_time") else { return };
+    let Some(sink) = NullSink::start("bursts_arrive_through_alsa_loaded_at_run_time") else {
+        return;
+    };
     if !crate::util::require("bursts_arrive_through_alsa_loaded_at_run_time", &["aplay"]) {
         return;
     }
-    if !std::path::Path::new("/usr/lib/x86_64-linux-gnu/alsa-lib/libasound_module_pcm_pulse.so").exists()
-        && !std::path::Path::new("/usr/lib/aarch64-linux-gnu/alsa-lib/libasound_module_pcm_pulse.so").exists()
+    if !std::path::Path::new("/usr/lib/x86_64-linux-gnu/alsa-lib/libasound_module_pcm_pulse.so")
+        .exists()
+        && !std::path::Path::new(
+            "/usr/lib/aarch64-linux-gnu/alsa-lib/libasound_module_pcm_pulse.so",
+        )
+        .exists()
     {
-        crate::util::not_run("bursts_arrive_through_alsa_loaded_at_run_time", "libasound2-plugins (ALSA pulse plugin) not installed");
+        crate::util::not_run(
+            "bursts_arrive_through_alsa_loaded_at_run_time",
+            "libasound2-plugins (ALSA pulse plugin) not installed",
+        );
         return;
     }
     play_and_check(&sink, Backend::Alsa);
@@ -137,8 +170,13 @@ fn bursts_arrive_through_alsa_loaded_at_run_time() {
 
 #[test]
 fn bursts_arrive_through_player_subprocesses() {
-    let Some(sink) = NullSink::start("bursts_arrive_through_player_subprocesses") else { return };
-    if !crate::util::require("bursts_arrive_through_player_subprocesses", &["pacat", "aplay"]) {
+    let Some(sink) = NullSink::start("bursts_arrive_through_player_subprocesses") else {
+        return;
+    };
+    if !crate::util::require(
+        "bursts_arrive_through_player_subprocesses",
+        &["pacat", "aplay"],
+    ) {
         return;
     }
     for player in ["pacat", "aplay"] {
@@ -161,7 +199,10 @@ fn play_until_error(speakers: &mut Speakers, seconds: usize) -> Option<Error> {
 
 #[test]
 fn lost_server_fails_the_request_and_the_next_one_works() {
-    let Some(mut sink) = NullSink::start("lost_server_fails_the_request_and_the_next_one_works") else { return };
+    let Some(mut sink) = NullSink::start("lost_server_fails_the_request_and_the_next_one_works")
+    else {
+        return;
+    };
     for backend in [Backend::Pulse, Backend::Alsa, Backend::Subprocess] {
         std::env::set_var("Q3TTS_PLAYER", "pacat");
         let mut speakers = Speakers::open(backend, RATE).unwrap();
@@ -173,7 +214,8 @@ fn lost_server_fails_the_request_and_the_next_one_works() {
                 unsafe_kill(pid);
             }
         });
-        let err = play_until_error(&mut speakers, 4).unwrap_or_else(|| panic!("{backend}: playback outlived the server"));
+        let err = play_until_error(&mut speakers, 4)
+            .unwrap_or_else(|| panic!("{backend}: playback outlived the server"));
         killer.join().unwrap();
         assert!(matches!(err, Error::DeviceLost(_)), "{backend}: {err}");
         assert!(err.to_string().starts_with("audio device lost"), "{err}");
@@ -182,8 +224,14 @@ fn lost_server_fails_the_request_and_the_next_one_works() {
         sink.launch().unwrap();
         // A daemon checks before the next request and reopens.
         let reopened = speakers.ensure_open().unwrap();
-        assert!(reopened, "{backend}: ensure_open should reopen after the loss");
-        assert!(!speakers.ensure_open().unwrap(), "{backend}: a working stream is kept");
+        assert!(
+            reopened,
+            "{backend}: ensure_open should reopen after the loss"
+        );
+        assert!(
+            !speakers.ensure_open().unwrap(),
+            "{backend}: a working stream is kept"
+        );
         let rec = sink.record();
         for chunk in bursts().chunks(1920) {
             speakers.write(chunk).unwrap();
@@ -199,12 +247,21 @@ fn lost_server_fails_the_request_and_the_next_one_works() {
         let detected = speakers.ensure_open().unwrap();
         eprintln!("{backend}: server restarted while idle; ensure_open reopened: {detected}");
         if backend != Backend::Alsa {
-            assert!(detected, "{backend}: an idle stream to a dead server must be detected");
+            assert!(
+                detected,
+                "{backend}: an idle stream to a dead server must be detected"
+            );
         }
         // ALSA may only notice at the next write: that request fails, the one after plays.
         let tone: Vec<f32> = (0..4800).map(|i| 0.3 * (i as f32 * 0.1).sin()).collect();
-        if let Err(e) = speakers.write(&tone).and_then(|()| speakers.finish().map(|_| ())) {
-            assert!(!detected && matches!(e, Error::DeviceLost(_)), "{backend}: {e}");
+        if let Err(e) = speakers
+            .write(&tone)
+            .and_then(|()| speakers.finish().map(|_| ()))
+        {
+            assert!(
+                !detected && matches!(e, Error::DeviceLost(_)),
+                "{backend}: {e}"
+            );
             speakers.write(&tone).unwrap();
             speakers.finish().unwrap();
         }
@@ -218,12 +275,16 @@ fn sink_pid(sink: &NullSink) -> u32 {
 
 /// SIGKILL to the server we started (by its pid), as a crash would.
 fn unsafe_kill(pid: u32) {
-    let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status();
 }
 
 #[test]
 fn cancel_stops_within_a_buffer() {
-    let Some(sink) = NullSink::start("cancel_stops_within_a_buffer") else { return };
+    let Some(sink) = NullSink::start("cancel_stops_within_a_buffer") else {
+        return;
+    };
     let _awake = sink.keep_awake();
     for backend in [Backend::Pulse, Backend::Alsa, Backend::Subprocess] {
         std::env::set_var("Q3TTS_PLAYER", "pacat");
@@ -235,7 +296,9 @@ fn cancel_stops_within_a_buffer() {
             handle.cancel();
         });
         // 3 s of a 1 kHz tone; cancelled after 0.5 s.
-        let tone: Vec<f32> = (0..RATE as usize * 3).map(|i| AMP * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / RATE as f32).sin()).collect();
+        let tone: Vec<f32> = (0..RATE as usize * 3)
+            .map(|i| AMP * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / RATE as f32).sin())
+            .collect();
         for chunk in tone.chunks(1920) {
             speakers.write(chunk).unwrap();
         }
@@ -251,8 +314,14 @@ fn cancel_stops_within_a_buffer() {
         let heard_ms = env.iter().filter(|&&a| a > AMP / 2.0).count() as f32 * 5.0;
         eprintln!("{backend}: cancelled 3 s tone after 0.5 s; {heard_ms} ms reached the sink (recorded {} samples, peak env {:?})", audio.len(), env.iter().cloned().fold(0f32, f32::max));
         assert!(heard_ms > 100.0, "{backend}: the tone never played");
-        assert!(heard_ms < 1500.0, "{backend}: cancel did not stop playback ({heard_ms} ms heard)");
-        assert!(find_burst(&audio, 0).is_some(), "{backend}: the request after a cancel did not play");
+        assert!(
+            heard_ms < 1500.0,
+            "{backend}: cancel did not stop playback ({heard_ms} ms heard)"
+        );
+        assert!(
+            find_burst(&audio, 0).is_some(),
+            "{backend}: the request after a cancel did not play"
+        );
     }
     std::env::remove_var("Q3TTS_PLAYER");
 }
@@ -264,12 +333,23 @@ fn no_backend_error_suggests_a_file() {
     let saved = std::env::var_os("PULSE_SERVER");
     std::env::set_var("PULSE_SERVER", "unix:/nonexistent/q3tts/native");
     std::env::set_var("Q3TTS_PLAYER", "/nonexistent/player");
-    let err = Speakers::open(Backend::Pulse, RATE).err().expect("no server");
+    let err = Speakers::open(Backend::Pulse, RATE)
+        .err()
+        .expect("no server");
     assert!(matches!(err, Error::NoBackend(_)), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("pulse:") && msg.contains("--output file.wav"), "{msg}");
-    let msg = Speakers::open(Backend::Subprocess, RATE).err().expect("no player").to_string();
-    assert!(msg.contains("/nonexistent/player") && msg.contains("--output file.wav"), "{msg}");
+    assert!(
+        msg.contains("pulse:") && msg.contains("--output file.wav"),
+        "{msg}"
+    );
+    let msg = Speakers::open(Backend::Subprocess, RATE)
+        .err()
+        .expect("no player")
+        .to_string();
+    assert!(
+        msg.contains("/nonexistent/player") && msg.contains("--output file.wav"),
+        "{msg}"
+    );
     std::env::remove_var("Q3TTS_PLAYER");
     match saved {
         Some(v) => std::env::set_var("PULSE_SERVER", v),

@@ -17,7 +17,8 @@ pub fn not_run(test: &str, why: &str) {
 }
 
 pub fn have(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
 }
 
 /// Checks every tool is installed; otherwise reports "not run" (or fails under CI).
@@ -32,7 +33,9 @@ pub fn require(test: &str, tools: &[&str]) -> bool {
 
 /// Runs a command, panicking with its stderr if it fails; returns stdout.
 pub fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}): {}",
@@ -43,7 +46,10 @@ pub fn run(cmd: &mut Command) -> Vec<u8> {
 }
 
 pub fn s16le_to_i16(bytes: &[u8]) -> Vec<i16> {
-    bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+    bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
 }
 
 pub fn i16_to_f32(v: &[i16]) -> Vec<f32> {
@@ -67,7 +73,9 @@ pub fn speechy(rate: u32, seconds: f32) -> Vec<i16> {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             let noise = (seed >> 9) as f32 / (1u32 << 23) as f32 - 0.5;
             let env = 0.5 + 0.5 * (2.0 * std::f32::consts::PI * 3.0 * t).sin().abs();
-            ((0.35 * v * env + 0.02 * noise) * 32768.0).round().clamp(-32768.0, 32767.0) as i16
+            ((0.35 * v * env + 0.02 * noise) * 32768.0)
+                .round()
+                .clamp(-32768.0, 32767.0) as i16
         })
         .collect()
 }
@@ -115,7 +123,11 @@ pub fn parse_wav(bytes: &[u8]) -> (u32, u16, Vec<i16>) {
             let bits = u16::from_le_bytes([bytes[body + 14], bytes[body + 15]]);
             assert_eq!(bits, 16, "expected 16-bit PCM");
         } else if id == b"data" {
-            let end = if len == u32::MAX as usize || body + len > bytes.len() { bytes.len() } else { body + len };
+            let end = if len == u32::MAX as usize || body + len > bytes.len() {
+                bytes.len()
+            } else {
+                body + len
+            };
             return (rate, channels, s16le_to_i16(&bytes[body..end]));
         }
         pos = body + len + (len & 1);
@@ -131,7 +143,10 @@ impl TempDir {
         let base = std::env::temp_dir().join(format!(
             "q3tts-audio-{tag}-{}-{}",
             std::process::id(),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
         ));
         std::fs::create_dir_all(&base).unwrap();
         TempDir(base)
