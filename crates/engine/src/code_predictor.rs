@@ -67,7 +67,7 @@ impl CodePredictor {
     /// Hidden states after the final norm for a whole input sequence `[1, t, talker_hidden]`
     /// (no cache reuse), and `lm_head[head]` logits on every position.
     pub fn forward_full(&self, x: &Tensor, head: usize) -> Result<(Tensor, Tensor)> {
-        let mut caches = self.model.new_caches();
+        let mut caches = self.model.new_caches(x.dim(1)?);
         let h = self.model.forward(&self.project(x)?, &mut caches)?;
         let logits = self.lm_head[head].forward(&h)?;
         Ok((h, logits))
@@ -82,7 +82,8 @@ impl CodePredictor {
         rng: &mut ChaCha8Rng,
         mut trace: Option<&mut FrameTrace>,
     ) -> Result<[u32; CODE_GROUPS - 1]> {
-        let mut caches = self.model.new_caches();
+        // Two input positions plus one per fed code: exactly CODE_GROUPS positions.
+        let mut caches = self.model.new_caches(CODE_GROUPS);
         let mut x = Tensor::cat(&[talker_hidden, c0_embed], 1)?;
         if let Some(t) = trace.as_deref_mut() {
             t.inputs = Some(x.squeeze(0)?);

@@ -17,6 +17,7 @@ mod error;
 pub mod generate;
 mod model;
 pub mod plan;
+pub mod presets;
 pub mod prompt;
 mod request;
 mod session;

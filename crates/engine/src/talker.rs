@@ -59,8 +59,9 @@ impl Talker {
         self.codec_embedding.index_select(&idx, 0)
     }
 
+    /// Fresh KV caches; they start with room for 256 positions and grow in steps of 256.
     pub fn new_caches(&self) -> Vec<KvCache> {
-        self.model.new_caches()
+        self.model.new_caches(256)
     }
 
     /// `[1, t, hidden]` input embeddings → final-norm hidden states `[1, t, hidden]`.

@@ -9,12 +9,10 @@ use super::norm::RmsNorm;
 use super::rotary::Rotary;
 use crate::config::StackConfig;
 
-/// Initial KV-cache capacity in positions; it grows by this much when full.
-const CACHE_BLOCK: usize = 256;
-
-/// One layer's key/value cache, `[1, kv_heads, positions, head_dim]`.
-pub fn new_cache() -> KvCache {
-    KvCache::new(2, CACHE_BLOCK)
+/// One layer's key/value cache, `[1, kv_heads, positions, head_dim]`, pre-allocated for
+/// `capacity` positions and grown by that much whenever it fills up.
+pub fn new_cache(capacity: usize) -> KvCache {
+    KvCache::new(2, capacity.max(1))
 }
 
 #[derive(Clone, Debug)]
@@ -70,8 +68,8 @@ impl Attention {
         let rep = nh / nkv;
         // Query heads h = kv * rep + r share kv head `kv`: fold the rep heads into the rows.
         let q = q.reshape((nkv, rep * t, d))?;
-        let k = k.squeeze(0)?.contiguous()?;
-        let v = v.squeeze(0)?.contiguous()?;
+        let k = k.squeeze(0)?;
+        let v = v.squeeze(0)?;
         let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?.to_dtype(DType::F32)?;
         let scores = if t > 1 {
             let mask = causal_mask(t, offset, total, x.device())?;
