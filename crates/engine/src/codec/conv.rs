@@ -44,7 +44,7 @@ impl CausalConv1d {
 
     pub(crate) fn forward(&self, x: &Tensor, st: &mut DecoderState) -> Result<Tensor> {
         let xe = with_context(x, self.context, self.slot, st)?.contiguous()?;
-        if let Some(y) = super::cpu::conv1d(&xe, &self.taps, &self.bias, self.dilation) {
+        if let Some(y) = super::cpu::conv1d(&xe, &self.taps, &self.bias, self.dilation, 1) {
             return y;
         }
         let y = xe.conv1d(&self.weight, 0, 1, self.dilation, 1)?;

@@ -25,15 +25,16 @@ fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
     }
 }
 
-/// Valid dilated Conv1d, stride 1: `x` `[1, C_in, L]`, `taps` `[K, C_out, C_in]`, `bias`
-/// `[C_out]` → `[1, C_out, L − (K−1)·dilation]`.
-pub(crate) fn conv1d(x: &Tensor, taps: &Tensor, bias: &Tensor, dilation: usize) -> Option<Result<Tensor>> {
+/// Valid dilated, strided Conv1d: `x` `[1, C_in, L]`, `taps` `[K, C_out, C_in]`, `bias`
+/// `[C_out]` → `[1, C_out, (L − (K−1)·dilation − 1) / stride + 1]`.
+pub(crate) fn conv1d(x: &Tensor, taps: &Tensor, bias: &Tensor, dilation: usize, stride: usize) -> Option<Result<Tensor>> {
     let (_, c_in, len) = x.dims3().ok()?;
     let (k, c_out, c_in_w) = taps.dims3().ok()?;
-    if c_in != c_in_w || len < (k - 1) * dilation + 1 {
+    let span = (k - 1) * dilation + 1;
+    if c_in != c_in_w || len < span || stride == 0 {
         return None;
     }
-    let t = len - (k - 1) * dilation;
+    let t = (len - span) / stride + 1;
     let mut y = with_f32(bias, |b| {
         let mut y = vec![0f32; c_out * t];
         for (row, &bv) in y.chunks_mut(t).zip(b) {
@@ -48,8 +49,8 @@ pub(crate) fn conv1d(x: &Tensor, taps: &Tensor, bias: &Tensor, dilation: usize) 
             for tap in 0..k {
                 // SAFETY: every pointer/stride pair addresses only elements inside its slice:
                 // dst is c_out × t (row stride t), lhs is tap `tap`'s c_out × c_in block (row
-                // stride c_in), rhs is c_in rows of t samples starting at tap · dilation within
-                // rows of length `len` (tap · dilation + t ≤ len).
+                // stride c_in), rhs is c_in rows of t samples `stride` apart starting at
+                // tap · dilation within rows of length `len` ((t−1)·stride + tap·dilation < len).
                 unsafe {
                     gemm::gemm(
                         c_out,
@@ -63,7 +64,7 @@ pub(crate) fn conv1d(x: &Tensor, taps: &Tensor, bias: &Tensor, dilation: usize) 
                         1,
                         c_in as isize,
                         xs.as_ptr().add(tap * dilation),
-                        1,
+                        stride as isize,
                         len as isize,
                         1.0,
                         1.0,

@@ -26,7 +26,10 @@ enum Pad {
 #[derive(Debug, Clone)]
 struct MimiConv1d {
     weight: Tensor,
-    bias: Option<Tensor>,
+    /// `[k, C_out, C_in]` for the CPU kernel.
+    taps: Tensor,
+    /// `[C_out]` (zeros for a bias-free conv).
+    bias: Tensor,
     kernel: usize,
     stride: usize,
     dilation: usize,
@@ -47,8 +50,9 @@ impl MimiConv1d {
     ) -> Result<Self> {
         let vb = vb.pp("conv");
         let weight = vb.get((c_out, c_in, kernel), "weight")?;
-        let bias = if bias { Some(vb.get(c_out, "bias")?.reshape((1, c_out, 1))?) } else { None };
-        Ok(Self { weight, bias, kernel, stride, dilation, pad })
+        let taps = weight.permute((2, 0, 1))?.contiguous()?;
+        let bias = if bias { vb.get(c_out, "bias")? } else { Tensor::zeros(c_out, weight.dtype(), weight.device())? };
+        Ok(Self { weight, taps, bias, kernel, stride, dilation, pad })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -60,11 +64,12 @@ impl MimiConv1d {
             Pad::Zeros => x.pad_with_zeros(2, left, right)?,
             Pad::Replicate => x.pad_with_same(2, left, right)?,
         };
+        let x = x.contiguous()?;
+        if let Some(y) = super::cpu::conv1d(&x, &self.taps, &self.bias, self.dilation, self.stride) {
+            return y;
+        }
         let y = x.conv1d(&self.weight, 0, self.stride, self.dilation, 1)?;
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        })
+        Ok(y.broadcast_add(&self.bias.reshape((1, (), 1))?)?)
     }
 }
 

@@ -124,6 +124,13 @@ fn codec_encode_gives_reference_codes() {
     let want = frames(&fx["codes"]);
     assert_eq!(codes.len(), 13);
     assert_eq!(codes, want);
+    // Any length: ceil(samples / 1920) frames; a prefix of whole frames keeps the causal codes.
+    for (n, frames) in [(1920, 1), (24100, 13), (25000, 14), (3000, 2)] {
+        let c = codec.encode(&wav.iter().cycle().take(n).copied().collect::<Vec<_>>()).unwrap();
+        assert_eq!(c.len(), frames, "{n} samples");
+    }
+    assert!(codec.encode(&[]).is_err());
+    assert_eq!(codec.encode(&wav[..19200]).unwrap(), want[..10].to_vec(), "the encoder is causal");
 }
 
 #[test]
