@@ -46,15 +46,10 @@ fn figures_latency_per_backend() {
             let (audio, reads) = rec.stop();
             runs.push(onset_ms(&audio, &reads, t0).unwrap_or(f32::NAN));
         }
-        // In run order: the first request on a fresh stream is the odd one out, if any.
+        // In run order.
         println!(
-            "FIGURE latency {:<28} first write -> first sample at sink (warm, 5 runs, ms): {:?}",
-            speakers
-                .describe()
-                .split(' ')
-                .take(2)
-                .collect::<Vec<_>>()
-                .join(" "),
+            "FIGURE latency {:<10} first write -> first sample at sink (warm sink, 5 runs, ms): {:?}",
+            backend.name(),
             runs.iter()
                 .map(|v| (v * 10.0).round() / 10.0)
                 .collect::<Vec<_>>()
