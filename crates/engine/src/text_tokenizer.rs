@@ -78,46 +78,48 @@ impl TextTokenizer {
             path: vocab.clone(),
             reason: format!("cannot build BPE from vocab.json + merges.txt: {e}"),
         })?;
-        let mut tok = Tokenizer::new(bpe);
-        tok.with_normalizer(Some(NFC));
-        let split = Split::new(SplitPattern::Regex(QWEN2_SPLIT_REGEX.into()), SplitDelimiterBehavior::Isolated, false)
-            .map_err(|e| Error::Tokenizer(format!("split regex: {e}")))?;
-        let pre = Sequence::new(vec![split.into(), ByteLevel::new(false, false, false).into()]);
-        tok.with_pre_tokenizer(Some(pre));
-        tok.with_decoder(Some(ByteLevelDecoder::new(false, false, false)));
-
         let cfg: TokenizerConfigFile = read_json(&config)?;
-        let mut added: Vec<(u32, AddedTokenEntry)> = Vec::new();
-        for (id, entry) in cfg.added_tokens_decoder {
+        let mut added: Vec<(u32, AddedToken)> = Vec::new();
+        for (id, e) in cfg.added_tokens_decoder {
             let id: u32 = id.parse().map_err(|_| Error::Malformed {
                 path: config.clone(),
                 reason: format!("added_tokens_decoder key {id:?} is not an integer id"),
             })?;
-            added.push((id, entry));
-        }
-        added.sort_by_key(|(id, _)| *id);
-        for (_, e) in &added {
-            let t = AddedToken::from(e.content.clone(), e.special)
+            let t = AddedToken::from(e.content, e.special)
                 .lstrip(e.lstrip)
                 .rstrip(e.rstrip)
                 .single_word(e.single_word)
                 .normalized(e.normalized);
-            if e.special {
-                tok.add_special_tokens(&[t]);
+            added.push((id, t));
+        }
+        Self::assemble(bpe, added).map_err(|reason| Error::Malformed { path: config.clone(), reason })
+    }
+
+    /// The Qwen2 pipeline (NFC, Qwen split regex, byte-level) around a BPE model, with added
+    /// tokens that must come out with the given ids.
+    pub fn assemble(bpe: BPE, mut added: Vec<(u32, AddedToken)>) -> std::result::Result<Self, String> {
+        let mut tok = Tokenizer::new(bpe);
+        tok.with_normalizer(Some(NFC));
+        let split = Split::new(SplitPattern::Regex(QWEN2_SPLIT_REGEX.into()), SplitDelimiterBehavior::Isolated, false)
+            .map_err(|e| format!("split regex: {e}"))?;
+        let pre = Sequence::new(vec![split.into(), ByteLevel::new(false, false, false).into()]);
+        tok.with_pre_tokenizer(Some(pre));
+        tok.with_decoder(Some(ByteLevelDecoder::new(false, false, false)));
+        added.sort_by_key(|(id, _)| *id);
+        for (_, t) in &added {
+            if t.special {
+                tok.add_special_tokens(std::slice::from_ref(t));
             } else {
-                tok.add_tokens(&[t]);
+                tok.add_tokens(std::slice::from_ref(t));
             }
         }
-        for (id, e) in &added {
-            let got = tok.token_to_id(&e.content);
+        for (id, t) in &added {
+            let got = tok.token_to_id(&t.content);
             if got != Some(*id) {
-                return Err(Error::Malformed {
-                    path: config.clone(),
-                    reason: format!(
-                        "added token {:?} should have id {id} (added_tokens_decoder) but the vocab gives {got:?}",
-                        e.content
-                    ),
-                });
+                return Err(format!(
+                    "added token {:?} should have id {id} (added_tokens_decoder) but the vocab gives {got:?}",
+                    t.content
+                ));
             }
         }
         Ok(Self { tok })
