@@ -228,6 +228,15 @@ fn real_codec_config() -> q3tts_engine::codec::CodecConfig {
             "num_key_value_heads": 16, "head_dim": 64, "rms_norm_eps": 1e-5, "rope_theta": 10000,
             "sliding_window": 72, "num_quantizers": 16, "upsampling_ratios": [2, 2],
             "upsample_rates": [8, 5, 4, 3], "decoder_dim": 1536
+        },
+        "encoder_config": {
+            "hidden_size": 512, "num_filters": 64, "num_residual_layers": 1,
+            "upsampling_ratios": [8, 6, 5, 4], "kernel_size": 7, "last_kernel_size": 3,
+            "residual_kernel_size": 3, "dilation_growth_rate": 2, "compress": 2,
+            "codebook_size": 2048, "codebook_dim": 256, "num_quantizers": 32,
+            "num_semantic_quantizers": 1, "vector_quantization_hidden_dimension": 256,
+            "num_hidden_layers": 8, "intermediate_size": 2048, "num_attention_heads": 8,
+            "num_key_value_heads": 8, "head_dim": 64, "sliding_window": 250, "frame_rate": 12.5
         }
     }))
     .unwrap()
@@ -300,4 +309,10 @@ fn decoder_speed_figures() {
     for chunk in [1, 4] {
         report(&format!("real-size streaming, chunks of {chunk}"), &time_stream(&real, &codes, chunk));
     }
+    assert!(real.has_encoder());
+    let wav: Vec<f32> = (0..5 * 24000).map(|i| 0.3 * ((i as f32) * 0.0137).sin()).collect();
+    let t0 = std::time::Instant::now();
+    let enc = real.encode(&wav).unwrap();
+    assert_eq!(enc.len(), 63);
+    println!("real-size Mimi encode: {:.0} ms for 5 s of audio", t0.elapsed().as_secs_f64() * 1e3);
 }

@@ -60,3 +60,23 @@ fn bad_speaker_config_is_rejected() {
     cfg.enc_channels[4] = 1000;
     assert!(cfg.validate().unwrap_err().contains("1536"));
 }
+
+/// Speaker-encoder speed at the real 0.6B-Base widths with random weights (printed, not
+/// asserted): `cargo test -p q3tts-engine --test fidelity speaker_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn speaker_speed_figures() {
+    let cfg: SpeakerEncoderConfig = serde_json::from_str(r#"{"enc_dim": 1024}"#).unwrap();
+    let vb = q3tts_engine::codec::random::random_var_builder(3, &Device::Cpu);
+    let enc = SpeakerEncoder::load(vb.pp("speaker_encoder"), &cfg).unwrap();
+    let wav: Vec<f32> = (0..10 * 24000).map(|i| 0.3 * ((i as f32) * 0.021).sin()).collect();
+    let t0 = std::time::Instant::now();
+    let mel = mel_spectrogram(&wav, &Device::Cpu).unwrap();
+    let t_mel = t0.elapsed().as_secs_f64() * 1e3;
+    let x = enc.embed_mel(&mel).unwrap();
+    assert_eq!(x.dims(), &[1024]);
+    println!(
+        "speaker encoder, real widths, 10 s clip: mel {t_mel:.0} ms, total {:.0} ms",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+}
