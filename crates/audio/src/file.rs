@@ -60,7 +60,14 @@ pub fn open_file(path: &Path, format: Option<Format>, sample_rate: u32) -> Resul
         .truncate(true)
         .open(path)
         .map_err(|e| file_error(path, &e))?;
-    EncodedSink::start(path.to_path_buf(), Target::File(file), format, sample_rate)
+    // A FIFO or device (`/dev/stdout`, a named pipe) cannot have its header rewritten.
+    let regular = file.metadata().map(|m| m.is_file()).unwrap_or(false);
+    let target = if regular {
+        Target::File(file)
+    } else {
+        Target::Stream(Box::new(file))
+    };
+    EncodedSink::start(path.to_path_buf(), target, format, sample_rate)
         .map(|s| Box::new(s) as Box<dyn Sink>)
 }
 

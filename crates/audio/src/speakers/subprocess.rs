@@ -19,60 +19,53 @@ const PLAYERS: [&str; 4] = ["pw-cat", "pacat", "aplay", "play"];
 
 fn player_args(program: &str, rate: u32) -> Vec<String> {
     let r = rate.to_string();
-    let ms = BUFFER_MS.to_string();
-    let v: Vec<&str> = match program {
+    let ms = BUFFER_MS;
+    let name = std::path::Path::new(program)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(program);
+    let args: Vec<String> = match name {
         "pw-cat" => vec![
-            "--playback",
-            "--format=s16",
-            "--channels=1",
-            "--rate",
-            &r,
-            "--latency",
-            &ms,
-            "-",
+            "--playback".into(),
+            "--format=s16".into(),
+            "--channels=1".into(),
+            format!("--rate={r}"),
+            format!("--latency={ms}ms"),
+            "-".into(),
         ],
         "pacat" => vec![
-            "--playback",
-            "--format=s16le",
-            "--channels=1",
-            "--rate",
+            "--playback".into(),
+            "--format=s16le".into(),
+            "--channels=1".into(),
+            format!("--rate={r}"),
+            format!("--latency-msec={ms}"),
+            "--client-name=q3tts".into(),
+        ],
+        "aplay" => [
+            "-q",
+            "-t",
+            "raw",
+            "-f",
+            "S16_LE",
+            "-c",
+            "1",
+            "-r",
             &r,
-            "--latency-msec",
-            &ms,
-            "--client-name=q3tts",
-        ],
-        "aplay" => {
-            return [
-                "-q",
-                "-t",
-                "raw",
-                "-f",
-                "S16_LE",
-                "-c",
-                "1",
-                "-r",
-                &r,
-                "--buffer-time",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .chain([(BUFFER_MS * 1000).to_string()])
-            .collect()
-        }
-        _ => vec![
+            "--buffer-time",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([(ms * 1000).to_string()])
+        .collect(),
+        // sox's `play`, and any other program named in $Q3TTS_PLAYER that takes sox's flags.
+        _ => [
             "-q", "-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", &r, "-",
-        ],
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
     };
-    // pw-cat wants "--latency 50ms".
-    v.iter()
-        .map(|s| {
-            if program == "pw-cat" && *s == ms {
-                format!("{ms}ms")
-            } else {
-                s.to_string()
-            }
-        })
-        .collect()
+    args
 }
 
 fn on_path(program: &str) -> bool {

@@ -236,6 +236,40 @@ fn stream_wav_has_open_ended_sizes_and_decodes() {
 }
 
 #[test]
+fn named_pipe_gets_a_streaming_header() {
+    if !require(
+        "named_pipe_gets_a_streaming_header",
+        &["sox", "mkfifo", "cat"],
+    ) {
+        return;
+    }
+    let dir = TempDir::new("fifo");
+    let fifo = dir.join("audio.wav");
+    run(Command::new("mkfifo").arg(&fifo));
+    let copy = dir.join("copy.wav");
+    // A reader must be there before the writer can open the pipe.
+    let reader = Command::new("cat")
+        .arg(&fifo)
+        .stdout(std::fs::File::create(&copy).unwrap())
+        .spawn()
+        .unwrap();
+    let signal = speechy(RATE, 0.3);
+    write_file(&fifo, None, RATE, &signal);
+    assert!(reader.wait_with_output().unwrap().status.success());
+    let bytes = std::fs::read(&copy).unwrap();
+    assert_eq!(
+        &bytes[40..44],
+        &[0xFF; 4],
+        "a pipe cannot be patched: data size 'unknown'"
+    );
+    let raw = run(Command::new("sox")
+        .arg("--ignore-length")
+        .arg(&copy)
+        .args(["-t", "raw", "-e", "signed", "-b", "16", "-"]));
+    assert_eq!(s16le_to_i16(&raw), signal);
+}
+
+#[test]
 fn stream_mp3_without_tag_still_decodes() {
     if !require("stream_mp3_without_tag_still_decodes", &["mpg123"]) {
         return;
