@@ -11,16 +11,30 @@ use q3tts_engine::{CancelToken, SamplingOptions, SynthesisRequest};
 
 fn main() -> q3tts_engine::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let size = args.get(1).and_then(|s| RealSize::parse(s)).unwrap_or(RealSize::B0_6);
+    let size = args
+        .get(1)
+        .and_then(|s| RealSize::parse(s))
+        .unwrap_or(RealSize::B0_6);
     let frames: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20);
-    let dtype = if args.get(3).map(String::as_str) == Some("bf16") { DType::BF16 } else { DType::F32 };
+    let dtype = if args.get(3).map(String::as_str) == Some("bf16") {
+        DType::BF16
+    } else {
+        DType::F32
+    };
     let t0 = Instant::now();
     let model = random_custom_voice(size, dtype, &Device::Cpu, 7)?;
-    println!("{size:?} {dtype:?}: random weights built in {:.1} s", t0.elapsed().as_secs_f64());
+    println!(
+        "{size:?} {dtype:?}: random weights built in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
     let req = SynthesisRequest {
         speaker: Some("ryan".into()),
         language: "english".into(),
-        sampling: SamplingOptions { seed: Some(1), max_new_tokens: Some(frames + 1), ..SamplingOptions::default() },
+        sampling: SamplingOptions {
+            seed: Some(1),
+            max_new_tokens: Some(frames + 1),
+            ..SamplingOptions::default()
+        },
         suppress_eos: true,
         chunk_frames: 4,
         ..SynthesisRequest::new("The quick brown fox jumps over the lazy dog.")

@@ -41,9 +41,17 @@ impl CodePredictor {
         let lm_head = (0..groups)
             .map(|g| linear_no_bias(hc, cp.vocab_size, vb.pp(format!("lm_head.{g}"))))
             .collect::<Result<Vec<_>>>()?;
-        let projection =
-            if ht != hc { Some(linear(ht, hc, vb.pp("small_to_mtp_projection"))?) } else { None };
-        Ok(Self { codec_embedding, projection, model: DecoderStack::load(cp, m)?, lm_head })
+        let projection = if ht != hc {
+            Some(linear(ht, hc, vb.pp("small_to_mtp_projection"))?)
+        } else {
+            None
+        };
+        Ok(Self {
+            codec_embedding,
+            projection,
+            model: DecoderStack::load(cp, m)?,
+            lm_head,
+        })
     }
 
     pub fn has_projection(&self) -> bool {
@@ -92,7 +100,11 @@ impl CodePredictor {
         for (g, code) in codes.iter_mut().enumerate() {
             let h = self.model.forward(&self.project(&x)?, &mut caches)?;
             let last = h.narrow(1, h.dim(1)? - 1, 1)?;
-            let logits: Vec<f32> = self.lm_head[g].forward(&last)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+            let logits: Vec<f32> = self.lm_head[g]
+                .forward(&last)?
+                .flatten_all()?
+                .to_dtype(DType::F32)?
+                .to_vec1()?;
             if let Some(t) = trace.as_deref_mut() {
                 t.raw_logits.push(logits.clone());
             }

@@ -93,24 +93,35 @@ fn default_act() -> String {
 
 impl StackConfig {
     pub fn head_dim(&self) -> usize {
-        self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
     }
 
     fn check(&self, what: &str) -> std::result::Result<(), String> {
         if self.num_attention_heads == 0 || self.num_key_value_heads == 0 {
-            return Err(format!("{what}: num_attention_heads and num_key_value_heads must be > 0"));
+            return Err(format!(
+                "{what}: num_attention_heads and num_key_value_heads must be > 0"
+            ));
         }
-        if self.num_attention_heads % self.num_key_value_heads != 0 {
+        if self.num_attention_heads / self.num_key_value_heads * self.num_key_value_heads
+            != self.num_attention_heads
+        {
             return Err(format!(
                 "{what}: num_attention_heads ({}) is not a multiple of num_key_value_heads ({})",
                 self.num_attention_heads, self.num_key_value_heads
             ));
         }
-        if self.head_dim() % 2 != 0 || self.head_dim() == 0 {
-            return Err(format!("{what}: head_dim {} must be even and > 0 for RoPE", self.head_dim()));
+        if self.head_dim() == 0 || self.head_dim() & 1 == 1 {
+            return Err(format!(
+                "{what}: head_dim {} must be even and > 0 for RoPE",
+                self.head_dim()
+            ));
         }
         if self.hidden_act != "silu" {
-            return Err(format!("{what}: hidden_act {:?} is not supported (only silu)", self.hidden_act));
+            return Err(format!(
+                "{what}: hidden_act {:?} is not supported (only silu)",
+                self.hidden_act
+            ));
         }
         if self.num_code_groups != CODE_GROUPS {
             return Err(format!(
@@ -158,8 +169,12 @@ impl TalkerConfig {
 
     /// "auto" plus every non-dialect language key, sorted ("auto" first).
     pub fn languages(&self) -> Vec<String> {
-        let mut v: Vec<String> =
-            self.codec_language_id.keys().filter(|k| !k.contains("dialect")).cloned().collect();
+        let mut v: Vec<String> = self
+            .codec_language_id
+            .keys()
+            .filter(|k| !k.contains("dialect"))
+            .cloned()
+            .collect();
         v.sort();
         v.insert(0, "auto".into());
         v
@@ -170,20 +185,29 @@ impl ModelConfig {
     /// Read and check `config.json`.
     pub fn load(path: &Path) -> Result<Self> {
         let cfg: ModelConfig = read_json(path)?;
-        cfg.check().map_err(|reason| Error::Malformed { path: path.into(), reason })?;
+        cfg.check().map_err(|reason| Error::Malformed {
+            path: path.into(),
+            reason,
+        })?;
         Ok(cfg)
     }
 
     fn check(&self) -> std::result::Result<(), String> {
         let tc = &self.talker_config;
         tc.stack.check("talker_config")?;
-        tc.code_predictor_config.check("talker_config.code_predictor_config")?;
+        tc.code_predictor_config
+            .check("talker_config.code_predictor_config")?;
         if tc.stack.vocab_size < 1024 {
-            return Err(format!("talker_config.vocab_size {} is below 1024", tc.stack.vocab_size));
+            return Err(format!(
+                "talker_config.vocab_size {} is below 1024",
+                tc.stack.vocab_size
+            ));
         }
         for (name, v) in &tc.spk_id {
             if v.id().is_none() {
-                return Err(format!("talker_config.spk_id.{name}: expected an int or a one-element list"));
+                return Err(format!(
+                    "talker_config.spk_id.{name}: expected an int or a one-element list"
+                ));
             }
         }
         for (name, d) in &tc.spk_is_dialect {
@@ -206,7 +230,9 @@ impl ModelConfig {
             ("codec_think_eos_id", tc.codec_think_eos_id),
         ] {
             if id >= v {
-                return Err(format!("talker_config.{what} {id} is outside the codec vocab ({v})"));
+                return Err(format!(
+                    "talker_config.{what} {id} is outside the codec vocab ({v})"
+                ));
             }
         }
         Ok(())
@@ -279,6 +305,8 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
         path: path.into(),
         reason: format!("cannot read ({e}); is this a Qwen3-TTS model directory?"),
     })?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::Malformed { path: path.into(), reason: format!("invalid JSON: {e}") })
+    serde_json::from_str(&text).map_err(|e| Error::Malformed {
+        path: path.into(),
+        reason: format!("invalid JSON: {e}"),
+    })
 }

@@ -71,7 +71,12 @@ pub struct Generator {
 
 impl Generator {
     /// Run the prefill.
-    pub fn new(talker: &Talker, prompt: &Prompt, params: GenerationParams, trace: bool) -> Result<Self> {
+    pub fn new(
+        talker: &Talker,
+        prompt: &Prompt,
+        params: GenerationParams,
+        trace: bool,
+    ) -> Result<Self> {
         let t0 = Instant::now();
         let mut caches = talker.new_caches();
         let h = talker.forward(&prompt.prefill.unsqueeze(0)?, &mut caches)?;
@@ -89,7 +94,10 @@ impl Generator {
             history: Vec::new(),
             finished: params.max_new_tokens == 0,
             params,
-            times: GenTimes { prefill_ms: ms(t0), ..GenTimes::default() },
+            times: GenTimes {
+                prefill_ms: ms(t0),
+                ..GenTimes::default()
+            },
             trace: trace.then(GenerationTrace::default),
         })
     }
@@ -104,7 +112,9 @@ impl Generator {
             return Ok(None);
         }
         let mut scores = self.logits.clone();
-        self.params.rules.apply(&mut scores, self.step, &self.history);
+        self.params
+            .rules
+            .apply(&mut scores, self.step, &self.history);
         warp(&mut scores, &self.params.talker);
         let c0 = choose(&scores, &self.params.talker, &mut self.rng);
         if let Some(t) = self.trace.as_mut() {
@@ -153,7 +163,11 @@ impl Generator {
 }
 
 fn logits_vec(talker: &Talker, h: &Tensor) -> Result<Vec<f32>> {
-    Ok(talker.logits(h)?.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
+    Ok(talker
+        .logits(h)?
+        .flatten_all()?
+        .to_dtype(DType::F32)?
+        .to_vec1()?)
 }
 
 fn ms(t0: Instant) -> f64 {

@@ -61,7 +61,10 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { device: Device::Cpu, dtype: DType::F32 }
+        Self {
+            device: Device::Cpu,
+            dtype: DType::F32,
+        }
     }
 }
 
@@ -118,10 +121,16 @@ impl Model {
     /// Load a model directory in the Hugging Face layout.
     pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Model> {
         if !dir.is_dir() {
-            return Err(Error::File { path: dir.into(), reason: "model directory not found".into() });
+            return Err(Error::File {
+                path: dir.into(),
+                reason: "model directory not found".into(),
+            });
         }
         if !matches!(opts.dtype, DType::F32 | DType::BF16 | DType::F16) {
-            return Err(Error::InvalidRequest(format!("unsupported compute dtype {:?}; use f32 or bf16", opts.dtype)));
+            return Err(Error::InvalidRequest(format!(
+                "unsupported compute dtype {:?}; use f32 or bf16",
+                opts.dtype
+            )));
         }
         let config = ModelConfig::load(&dir.join("config.json"))?;
         let generation = GenerationConfig::load(&dir.join("generation_config.json"))?;
@@ -129,11 +138,20 @@ impl Model {
         let files = WeightFiles::find(dir)?;
         let weights = files.var_builder(opts.dtype, &opts.device)?;
         let codec = Codec::load(&dir.join("speech_tokenizer"), &opts.device)?;
-        let parts = ModelParts { path: dir.into(), config, generation, tokenizer, weights, dtype: opts.dtype, codec };
+        let parts = ModelParts {
+            path: dir.into(),
+            config,
+            generation,
+            tokenizer,
+            weights,
+            dtype: opts.dtype,
+            codec,
+        };
         Model::from_parts(parts).map_err(|e| match e {
-            Error::Tensor(e) => {
-                files.malformed(format!("weights do not match config.json: {}", without_backtrace(e)))
-            }
+            Error::Tensor(e) => files.malformed(format!(
+                "weights do not match config.json: {}",
+                without_backtrace(e)
+            )),
             other => other,
         })
     }
@@ -162,8 +180,11 @@ impl Model {
             });
         }
         let speaker_encoder = if variant == Variant::Base {
-            let enc = load_speaker_encoder(cfg, &p.weights)
-                .map_err(|reason| Error::Malformed { path: p.path.join("config.json"), reason })??;
+            let enc =
+                load_speaker_encoder(cfg, &p.weights).map_err(|reason| Error::Malformed {
+                    path: p.path.join("config.json"),
+                    reason,
+                })??;
             Some(enc)
         } else {
             None
@@ -174,8 +195,11 @@ impl Model {
             Some(other) => other.to_string(),
             None => "unknown".to_string(),
         };
-        let speakers: Vec<String> =
-            if variant == Variant::CustomVoice { tc.spk_id.keys().cloned().collect() } else { Vec::new() };
+        let speakers: Vec<String> = if variant == Variant::CustomVoice {
+            tc.spk_id.keys().cloned().collect()
+        } else {
+            Vec::new()
+        };
         let default_speaker = ["ryan", "vivian"]
             .iter()
             .find(|s| speakers.iter().any(|x| x == *s))
@@ -267,19 +291,28 @@ impl Model {
             VoicePlan::Preset(id) => (id.map_or(SpeakerSlot::None, SpeakerSlot::Preset), None),
             VoicePlan::Clone { ref_text_ids } => {
                 let audio = req.ref_audio.as_ref().ok_or_else(|| {
-                    Error::InvalidRequest("Base models need reference audio to clone a voice".into())
+                    Error::InvalidRequest(
+                        "Base models need reference audio to clone a voice".into(),
+                    )
                 })?;
                 let enc = self.inner.speaker_encoder.as_ref().ok_or_else(|| {
-                    Error::InvalidRequest("this model has no speaker encoder, so it cannot clone a voice".into())
+                    Error::InvalidRequest(
+                        "this model has no speaker encoder, so it cannot clone a voice".into(),
+                    )
                 })?;
                 let xvec = enc.embed(&audio.samples)?;
                 let icl = match ref_text_ids {
                     Some(ids) => {
                         let ref_codes = self.inner.codec.encode(&audio.samples)?;
                         if ref_codes.is_empty() {
-                            return Err(Error::InvalidRequest("reference audio is too short to encode".into()));
+                            return Err(Error::InvalidRequest(
+                                "reference audio is too short to encode".into(),
+                            ));
                         }
-                        Some(IclInputs { ref_text_ids: ids.clone(), ref_codes })
+                        Some(IclInputs {
+                            ref_text_ids: ids.clone(),
+                            ref_codes,
+                        })
                     }
                     None => None,
                 };
@@ -308,17 +341,34 @@ impl Model {
             }
         }
         if let Some(icl) = &inputs.icl {
-            let n = self.inner.config.talker_config.code_predictor_config.vocab_size as u32;
+            let n = self
+                .inner
+                .config
+                .talker_config
+                .code_predictor_config
+                .vocab_size as u32;
             if icl.ref_codes.iter().flatten().any(|&c| c >= n) {
-                return Err(Error::InvalidRequest(format!("reference codes must be below {n}")));
+                return Err(Error::InvalidRequest(format!(
+                    "reference codes must be below {n}"
+                )));
             }
         }
         let i = &self.inner;
-        Ok(Prompt::build(&i.config, &i.talker, &i.code_predictor, inputs)?)
+        Ok(Prompt::build(
+            &i.config,
+            &i.talker,
+            &i.code_predictor,
+            inputs,
+        )?)
     }
 
     /// Start a generator (runs the prefill).
-    pub fn start_generation(&self, prompt: &Prompt, params: GenerationParams, trace: bool) -> Result<Generator> {
+    pub fn start_generation(
+        &self,
+        prompt: &Prompt,
+        params: GenerationParams,
+        trace: bool,
+    ) -> Result<Generator> {
         Generator::new(&self.inner.talker, prompt, params, trace)
     }
 
@@ -351,10 +401,16 @@ impl Model {
     }
 
     /// The codes a request produces (no audio decode).
-    pub fn generate_codes(&self, req: &SynthesisRequest, cancel: CancelToken) -> Result<Vec<Frame>> {
+    pub fn generate_codes(
+        &self,
+        req: &SynthesisRequest,
+        cancel: CancelToken,
+    ) -> Result<Vec<Frame>> {
         let plan = self.plan(req)?;
         let prompt = self.build_prompt(&self.prompt_inputs(&plan, req)?)?;
-        Ok(self.generate_from_prompt(&prompt, plan.params, &cancel, false)?.0)
+        Ok(self
+            .generate_from_prompt(&prompt, plan.params, &cancel, false)?
+            .0)
     }
 
     /// Start synthesising one utterance.
@@ -372,7 +428,9 @@ impl Model {
             // exact causal streaming decoder that is the same as priming the state with the
             // reference codes.
             let t0 = Instant::now();
-            self.inner.codec.decode_chunk(&mut decoder, &icl.ref_codes)?;
+            self.inner
+                .codec
+                .decode_chunk(&mut decoder, &icl.ref_codes)?;
             decoder_ms += t0.elapsed().as_secs_f64() * 1e3;
         }
         Ok(Session::new(
@@ -391,6 +449,8 @@ impl Model {
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model").field("info", &self.inner.info).finish()
+        f.debug_struct("Model")
+            .field("info", &self.inner.info)
+            .finish()
     }
 }

@@ -65,7 +65,9 @@ impl Planner<'_> {
             return Err(Error::InvalidRequest("the text to speak is empty".into()));
         }
         if req.chunk_frames == 0 {
-            return Err(Error::InvalidRequest("chunk_frames must be at least 1".into()));
+            return Err(Error::InvalidRequest(
+                "chunk_frames must be at least 1".into(),
+            ));
         }
         let tc = &self.config.talker_config;
         let mut notes = Vec::new();
@@ -78,8 +80,16 @@ impl Planner<'_> {
                 languages.join(", ")
             )));
         }
-        let mut language_id = if language == "auto" { None } else { tc.codec_language_id.get(&language).copied() };
-        let instruct = req.instruct.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let mut language_id = if language == "auto" {
+            None
+        } else {
+            tc.codec_language_id.get(&language).copied()
+        };
+        let instruct = req
+            .instruct
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
 
         let (voice, instruct) = match self.variant {
             Variant::CustomVoice => {
@@ -88,10 +98,17 @@ impl Planner<'_> {
                         "reference audio is for Base (voice clone) models; this is a CustomVoice model: pick a speaker instead".into(),
                     ));
                 }
-                let name = match req.speaker.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                let name = match req
+                    .speaker
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                {
                     Some(s) => s.to_lowercase(),
                     None => self.default_speaker.map(str::to_owned).ok_or_else(|| {
-                        Error::InvalidRequest("this model has no preset speakers (spk_id is empty)".into())
+                        Error::InvalidRequest(
+                            "this model has no preset speakers (spk_id is empty)".into(),
+                        )
                     })?,
                 };
                 let id = tc.speaker_id(&name).ok_or_else(|| {
@@ -138,10 +155,14 @@ impl Planner<'_> {
                     ));
                 }
                 if instruct.is_some() {
-                    return Err(Error::InvalidRequest("Base (voice clone) models take no instruct".into()));
+                    return Err(Error::InvalidRequest(
+                        "Base (voice clone) models take no instruct".into(),
+                    ));
                 }
                 let audio = req.ref_audio.as_ref().ok_or_else(|| {
-                    Error::InvalidRequest("Base models need reference audio to clone a voice".into())
+                    Error::InvalidRequest(
+                        "Base models need reference audio to clone a voice".into(),
+                    )
                 })?;
                 if audio.sample_rate != SAMPLE_RATE {
                     return Err(Error::InvalidRequest(format!(
@@ -152,17 +173,26 @@ impl Planner<'_> {
                 if audio.samples.is_empty() {
                     return Err(Error::InvalidRequest("reference audio is empty".into()));
                 }
-                let ref_text_ids = match req.ref_text.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                let ref_text_ids = match req
+                    .ref_text
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                {
                     Some(t) => Some(self.tokenizer.encode(&ref_text_prompt(t))?),
                     None => None,
                 };
                 (VoicePlan::Clone { ref_text_ids }, None)
             }
         };
-        let non_streaming = req.non_streaming_mode.unwrap_or(!matches!(self.variant, Variant::Base));
+        let non_streaming = req
+            .non_streaming_mode
+            .unwrap_or(!matches!(self.variant, Variant::Base));
         Ok(Plan {
             text_ids: self.tokenizer.encode(&assistant_prompt(&req.text))?,
-            instruct_ids: instruct.map(|i| self.tokenizer.encode(&instruct_prompt(i))).transpose()?,
+            instruct_ids: instruct
+                .map(|i| self.tokenizer.encode(&instruct_prompt(i)))
+                .transpose()?,
             language_id,
             voice,
             non_streaming,
@@ -190,10 +220,16 @@ impl Planner<'_> {
         };
         for p in [&talker, &subtalker] {
             if p.do_sample && !(p.temperature.is_finite() && p.temperature > 0.0) {
-                return Err(Error::InvalidRequest(format!("temperature must be > 0 (got {})", p.temperature)));
+                return Err(Error::InvalidRequest(format!(
+                    "temperature must be > 0 (got {})",
+                    p.temperature
+                )));
             }
             if !(p.top_p > 0.0 && p.top_p <= 1.0) {
-                return Err(Error::InvalidRequest(format!("top_p must be in (0, 1] (got {})", p.top_p)));
+                return Err(Error::InvalidRequest(format!(
+                    "top_p must be in (0, 1] (got {})",
+                    p.top_p
+                )));
             }
         }
         let repetition_penalty = o.repetition_penalty.unwrap_or(g.repetition_penalty);

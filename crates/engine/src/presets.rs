@@ -73,7 +73,10 @@ pub fn custom_voice_config(size: RealSize) -> ModelConfig {
 
 /// The released checkpoints' `generation_config.json`.
 pub fn generation_config() -> GenerationConfig {
-    GenerationConfig { max_new_tokens: 8192, ..GenerationConfig::default() }
+    GenerationConfig {
+        max_new_tokens: 8192,
+        ..GenerationConfig::default()
+    }
 }
 
 /// The released speech tokenizer's decoder (`speech_tokenizer/config.json`, decoder part only:
@@ -121,20 +124,29 @@ pub fn synthetic_tokenizer() -> TextTokenizer {
         added.push((id, AddedToken::from(content, special).normalized(false)));
     }
     let vocab: Vocab = vocab.into_iter().collect();
-    let bpe = BPE::builder().vocab_and_merges(vocab, Vec::new()).build().expect("byte-level BPE builds");
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, Vec::new())
+        .build()
+        .expect("byte-level BPE builds");
     TextTokenizer::assemble(bpe, added).expect("synthetic tokenizer ids are consistent")
 }
 
 /// GPT-2's byte order: printable bytes first, then the rest (the order of the first 256 ids).
 fn gpt2_byte_order() -> Vec<u8> {
-    let mut bs: Vec<u8> = (b'!'..=b'~').chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
+    let mut bs: Vec<u8> = (b'!'..=b'~')
+        .chain(0xA1..=0xAC)
+        .chain(0xAE..=0xFF)
+        .collect();
     bs.extend((0..=255u8).filter(|b| !bs.contains(b)).collect::<Vec<_>>());
     bs
 }
 
 /// GPT-2's printable stand-in for a byte.
 fn byte_symbol(b: u8) -> char {
-    let printable: Vec<u8> = (b'!'..=b'~').chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
+    let printable: Vec<u8> = (b'!'..=b'~')
+        .chain(0xA1..=0xAC)
+        .chain(0xAE..=0xFF)
+        .collect();
     if printable.contains(&b) {
         char::from(b)
     } else {
@@ -145,11 +157,26 @@ fn byte_symbol(b: u8) -> char {
 
 /// A CustomVoice model of a released size with seeded random weights, built in memory (nothing
 /// read or written). For benchmarks: the real dimensions, the real prompt layout, random audio.
-pub fn random_custom_voice(size: RealSize, dtype: DType, device: &Device, seed: u64) -> Result<Model> {
+pub fn random_custom_voice(
+    size: RealSize,
+    dtype: DType,
+    device: &Device,
+    seed: u64,
+) -> Result<Model> {
     let vb = random_var_builder(seed, device).set_dtype(dtype);
-    let codec = Codec::new(random_var_builder(seed ^ 0x5eed, device), &speech_tokenizer_config())?;
+    let codec = Codec::new(
+        random_var_builder(seed ^ 0x5eed, device),
+        &speech_tokenizer_config(),
+    )?;
     Model::from_parts(ModelParts {
-        path: PathBuf::from(format!("random:{}", if size == RealSize::B0_6 { "0.6B" } else { "1.7B" })),
+        path: PathBuf::from(format!(
+            "random:{}",
+            if size == RealSize::B0_6 {
+                "0.6B"
+            } else {
+                "1.7B"
+            }
+        )),
         config: custom_voice_config(size),
         generation: generation_config(),
         tokenizer: synthetic_tokenizer(),
@@ -178,6 +205,9 @@ mod tests {
         let c = custom_voice_config(RealSize::B1_7);
         assert_eq!(c.talker_config.stack.hidden_size, 2048);
         assert_eq!(c.talker_config.speaker_id("ryan"), Some(3061));
-        assert_eq!(speech_tokenizer_config().decoder_config.sliding_window, Some(72));
+        assert_eq!(
+            speech_tokenizer_config().decoder_config.sliding_window,
+            Some(72)
+        );
     }
 }

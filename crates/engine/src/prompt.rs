@@ -59,21 +59,42 @@ const PREFIX: usize = 3;
 const SUFFIX: usize = 5;
 
 impl Prompt {
-    pub fn build(cfg: &ModelConfig, talker: &Talker, cp: &CodePredictor, inp: &PromptInputs) -> Result<Prompt> {
+    pub fn build(
+        cfg: &ModelConfig,
+        talker: &Talker,
+        cp: &CodePredictor,
+        inp: &PromptInputs,
+    ) -> Result<Prompt> {
         let tc = &cfg.talker_config;
         let ids = &inp.text_ids;
         if ids.len() < PREFIX + SUFFIX + 1 {
-            candle_core::bail!("the text template has {} tokens; the text itself is empty", ids.len());
+            candle_core::bail!(
+                "the text template has {} tokens; the text itself is empty",
+                ids.len()
+            );
         }
-        let specials = talker.embed_text(&[cfg.tts_pad_token_id, cfg.tts_bos_token_id, cfg.tts_eos_token_id])?;
+        let specials = talker.embed_text(&[
+            cfg.tts_pad_token_id,
+            cfg.tts_bos_token_id,
+            cfg.tts_eos_token_id,
+        ])?;
         let pad = specials.narrow(0, 0, 1)?;
         let bos = specials.narrow(0, 1, 1)?;
         let eos = specials.narrow(0, 2, 1)?;
         let hidden = talker.hidden_size();
 
         let think: Vec<u32> = match inp.language_id {
-            Some(l) => vec![tc.codec_think_id, tc.codec_think_bos_id, l, tc.codec_think_eos_id],
-            None => vec![tc.codec_nothink_id, tc.codec_think_bos_id, tc.codec_think_eos_id],
+            Some(l) => vec![
+                tc.codec_think_id,
+                tc.codec_think_bos_id,
+                l,
+                tc.codec_think_eos_id,
+            ],
+            None => vec![
+                tc.codec_nothink_id,
+                tc.codec_think_bos_id,
+                tc.codec_think_eos_id,
+            ],
         };
         let mut codec_parts = vec![talker.embed_codec(&think)?];
         match &inp.speaker {
@@ -100,12 +121,21 @@ impl Prompt {
         let trailing = if let Some(icl) = &inp.icl {
             let r = &icl.ref_text_ids;
             if r.len() < PREFIX + 2 {
-                candle_core::bail!("the reference-text template has {} tokens; too short", r.len());
+                candle_core::bail!(
+                    "the reference-text template has {} tokens; too short",
+                    r.len()
+                );
             }
             let mut both: Vec<u32> = r[PREFIX..r.len() - 2].to_vec();
             both.extend_from_slice(text);
             let tx = Tensor::cat(&[talker.embed_text(&both)?, eos.clone()], 0)?;
-            let cx = Tensor::cat(&[codec_bos.clone(), frame_embeddings(talker, cp, &icl.ref_codes)?], 0)?;
+            let cx = Tensor::cat(
+                &[
+                    codec_bos.clone(),
+                    frame_embeddings(talker, cp, &icl.ref_codes)?,
+                ],
+                0,
+            )?;
             let (lt, lc) = (tx.dim(0)?, cx.dim(0)?);
             if inp.non_streaming {
                 let cpad = talker.embed_codec(&vec![tc.codec_pad_id; lt])?;
@@ -134,7 +164,11 @@ impl Prompt {
                 eos.clone()
             }
         };
-        Ok(Prompt { prefill: Tensor::cat(&parts, 0)?, trailing, pad })
+        Ok(Prompt {
+            prefill: Tensor::cat(&parts, 0)?,
+            trailing,
+            pad,
+        })
     }
 }
 
@@ -145,7 +179,11 @@ fn repeat(row: &Tensor, n: usize) -> Result<Tensor> {
 }
 
 /// One vector per frame: C(code0) + Σ_g code_predictor.codec_embedding[g-1](code_g).
-pub fn frame_embeddings(talker: &Talker, cp: &CodePredictor, frames: &[[u32; CODE_GROUPS]]) -> Result<Tensor> {
+pub fn frame_embeddings(
+    talker: &Talker,
+    cp: &CodePredictor,
+    frames: &[[u32; CODE_GROUPS]],
+) -> Result<Tensor> {
     let col = |g: usize| frames.iter().map(|f| f[g]).collect::<Vec<u32>>();
     let mut sum = talker.embed_codec(&col(0))?;
     for g in 1..CODE_GROUPS {

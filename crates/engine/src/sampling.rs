@@ -19,7 +19,12 @@ pub struct SamplerParams {
 
 impl SamplerParams {
     pub fn greedy() -> Self {
-        Self { do_sample: false, temperature: 1.0, top_k: 0, top_p: 1.0 }
+        Self {
+            do_sample: false,
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+        }
     }
 }
 
@@ -45,7 +50,11 @@ impl TalkerRules {
                 if t < scores.len() && !seen[t] {
                     seen[t] = true;
                     let s = scores[t];
-                    scores[t] = if s < 0.0 { s * self.repetition_penalty } else { s / self.repetition_penalty };
+                    scores[t] = if s < 0.0 {
+                        s * self.repetition_penalty
+                    } else {
+                        s / self.repetition_penalty
+                    };
                 }
             }
         }

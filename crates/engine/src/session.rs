@@ -51,7 +51,11 @@ impl Session {
         started: Instant,
         decoder_ms: f64,
     ) -> Self {
-        let stats = SessionStats { prefill_ms: generator.times.prefill_ms, decoder_ms, ..SessionStats::default() };
+        let stats = SessionStats {
+            prefill_ms: generator.times.prefill_ms,
+            decoder_ms,
+            ..SessionStats::default()
+        };
         Self {
             model,
             seed,
@@ -91,7 +95,10 @@ impl Session {
     fn decode_pending(&mut self) -> Result<AudioChunk> {
         let t0 = Instant::now();
         let frames = std::mem::take(&mut self.pending);
-        let wav = self.model.codec().decode_chunk(&mut self.decoder, &frames)?;
+        let wav = self
+            .model
+            .codec()
+            .decode_chunk(&mut self.decoder, &frames)?;
         self.stats.decoder_ms += t0.elapsed().as_secs_f64() * 1e3;
         if self.stats.first_chunk_s.is_none() {
             self.stats.first_chunk_s = Some(self.started.elapsed().as_secs_f64());

@@ -52,8 +52,10 @@ impl TextTokenizer {
     pub fn load(dir: &Path) -> Result<Self> {
         let json = dir.join("tokenizer.json");
         if json.is_file() {
-            let tok = Tokenizer::from_file(&json)
-                .map_err(|e| Error::Malformed { path: json.clone(), reason: e.to_string() })?;
+            let tok = Tokenizer::from_file(&json).map_err(|e| Error::Malformed {
+                path: json.clone(),
+                reason: e.to_string(),
+            })?;
             return Ok(Self { tok });
         }
         Self::from_vocab_merges(dir)
@@ -74,10 +76,12 @@ impl TextTokenizer {
         }
         let vocab_s = vocab.to_string_lossy().into_owned();
         let merges_s = merges.to_string_lossy().into_owned();
-        let bpe = BPE::from_file(&vocab_s, &merges_s).build().map_err(|e| Error::Malformed {
-            path: vocab.clone(),
-            reason: format!("cannot build BPE from vocab.json + merges.txt: {e}"),
-        })?;
+        let bpe = BPE::from_file(&vocab_s, &merges_s)
+            .build()
+            .map_err(|e| Error::Malformed {
+                path: vocab.clone(),
+                reason: format!("cannot build BPE from vocab.json + merges.txt: {e}"),
+            })?;
         let cfg: TokenizerConfigFile = read_json(&config)?;
         let mut added: Vec<(u32, AddedToken)> = Vec::new();
         for (id, e) in cfg.added_tokens_decoder {
@@ -92,17 +96,30 @@ impl TextTokenizer {
                 .normalized(e.normalized);
             added.push((id, t));
         }
-        Self::assemble(bpe, added).map_err(|reason| Error::Malformed { path: config.clone(), reason })
+        Self::assemble(bpe, added).map_err(|reason| Error::Malformed {
+            path: config.clone(),
+            reason,
+        })
     }
 
     /// The Qwen2 pipeline (NFC, Qwen split regex, byte-level) around a BPE model, with added
     /// tokens that must come out with the given ids.
-    pub fn assemble(bpe: BPE, mut added: Vec<(u32, AddedToken)>) -> std::result::Result<Self, String> {
+    pub fn assemble(
+        bpe: BPE,
+        mut added: Vec<(u32, AddedToken)>,
+    ) -> std::result::Result<Self, String> {
         let mut tok = Tokenizer::new(bpe);
         tok.with_normalizer(Some(NFC));
-        let split = Split::new(SplitPattern::Regex(QWEN2_SPLIT_REGEX.into()), SplitDelimiterBehavior::Isolated, false)
-            .map_err(|e| format!("split regex: {e}"))?;
-        let pre = Sequence::new(vec![split.into(), ByteLevel::new(false, false, false).into()]);
+        let split = Split::new(
+            SplitPattern::Regex(QWEN2_SPLIT_REGEX.into()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .map_err(|e| format!("split regex: {e}"))?;
+        let pre = Sequence::new(vec![
+            split.into(),
+            ByteLevel::new(false, false, false).into(),
+        ]);
         tok.with_pre_tokenizer(Some(pre));
         tok.with_decoder(Some(ByteLevelDecoder::new(false, false, false)));
         added.sort_by_key(|(id, _)| *id);
@@ -127,7 +144,10 @@ impl TextTokenizer {
 
     /// Token ids of `text`; special tokens such as `<|im_start|>` are recognised.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.tok.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let enc = self
+            .tok
+            .encode(text, false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(enc.get_ids().to_vec())
     }
 

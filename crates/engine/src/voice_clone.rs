@@ -22,11 +22,13 @@ impl XVectorSource for SpeakerEncoder {
 
 /// Load the speaker encoder of a Base checkpoint from the root VarBuilder (always F32).
 /// `Err(reason)` for a config problem (the caller names config.json), `Ok(Err(e))` for weights.
-pub fn load_speaker_encoder(cfg: &ModelConfig, vb: &VarBuilder) -> std::result::Result<Result<Box<dyn XVectorSource>>, String> {
-    let raw = cfg
-        .speaker_encoder_config
-        .clone()
-        .ok_or_else(|| "tts_model_type is base but speaker_encoder_config is missing".to_string())?;
+pub fn load_speaker_encoder(
+    cfg: &ModelConfig,
+    vb: &VarBuilder,
+) -> std::result::Result<Result<Box<dyn XVectorSource>>, String> {
+    let raw = cfg.speaker_encoder_config.clone().ok_or_else(|| {
+        "tts_model_type is base but speaker_encoder_config is missing".to_string()
+    })?;
     let sc: SpeakerEncoderConfig =
         serde_json::from_value(raw).map_err(|e| format!("speaker_encoder_config: {e}"))?;
     sc.validate()?;
@@ -37,10 +39,12 @@ pub fn load_speaker_encoder(cfg: &ModelConfig, vb: &VarBuilder) -> std::result::
             sc.enc_dim
         ));
     }
-    Ok(SpeakerEncoder::load(vb.clone().set_dtype(DType::F32).pp("speaker_encoder"), &sc)
-        .map(|e| Box::new(e) as Box<dyn XVectorSource>)
-        .map_err(|e| match e {
-            Error::InvalidRequest(m) => Error::InvalidRequest(m),
-            other => other,
-        }))
+    Ok(
+        SpeakerEncoder::load(vb.clone().set_dtype(DType::F32).pp("speaker_encoder"), &sc)
+            .map(|e| Box::new(e) as Box<dyn XVectorSource>)
+            .map_err(|e| match e {
+                Error::InvalidRequest(m) => Error::InvalidRequest(m),
+                other => other,
+            }),
+    )
 }

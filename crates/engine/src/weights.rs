@@ -31,7 +31,10 @@ impl WeightFiles {
             let idx: ShardIndex = read_json(&index)?;
             let shards: BTreeSet<&String> = idx.weight_map.values().collect();
             if shards.is_empty() {
-                return Err(Error::Malformed { path: index, reason: "weight_map is empty".into() });
+                return Err(Error::Malformed {
+                    path: index,
+                    reason: "weight_map is empty".into(),
+                });
             }
             let mut files = Vec::new();
             for s in shards {
@@ -59,7 +62,10 @@ impl WeightFiles {
     /// A single safetensors file (e.g. `speech_tokenizer/model.safetensors`).
     pub fn single(path: &Path) -> Result<Self> {
         if !path.is_file() {
-            return Err(Error::File { path: path.into(), reason: "not found".into() });
+            return Err(Error::File {
+                path: path.into(),
+                reason: "not found".into(),
+            });
         }
         Self::checked(vec![path.into()])
     }
@@ -67,9 +73,11 @@ impl WeightFiles {
     fn checked(files: Vec<PathBuf>) -> Result<Self> {
         for f in &files {
             // SAFETY: the file is mapped read-only; we do not modify it while mapped.
-            unsafe { candle_core::safetensors::MmapedSafetensors::new(f) }.map_err(|e| Error::Malformed {
-                path: f.clone(),
-                reason: format!("not a readable safetensors file: {}", without_backtrace(e)),
+            unsafe { candle_core::safetensors::MmapedSafetensors::new(f) }.map_err(|e| {
+                Error::Malformed {
+                    path: f.clone(),
+                    reason: format!("not a readable safetensors file: {}", without_backtrace(e)),
+                }
             })?;
         }
         Ok(Self { files })
@@ -87,9 +95,15 @@ impl WeightFiles {
         let path = if self.files.len() == 1 {
             self.files[0].clone()
         } else {
-            self.files[0].parent().map(|p| p.join("model-*.safetensors")).unwrap_or_default()
+            self.files[0]
+                .parent()
+                .map(|p| p.join("model-*.safetensors"))
+                .unwrap_or_default()
         };
-        Error::Malformed { path, reason: format!("{e}") }
+        Error::Malformed {
+            path,
+            reason: format!("{e}"),
+        }
     }
 }
 

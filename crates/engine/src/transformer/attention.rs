@@ -73,13 +73,19 @@ impl Attention {
         let scores = (q.matmul(&k.t()?)? * (1.0 / (d as f64).sqrt()))?.to_dtype(DType::F32)?;
         let scores = if t > 1 {
             let mask = causal_mask(t, offset, total, x.device())?;
-            scores.reshape((nkv, rep, t, total))?.broadcast_add(&mask)?.reshape((nkv, rep * t, total))?
+            scores
+                .reshape((nkv, rep, t, total))?
+                .broadcast_add(&mask)?
+                .reshape((nkv, rep * t, total))?
         } else {
             scores
         };
         let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
         let out = probs.matmul(&v)?; // [nkv, rep*t, d]
-        let out = out.reshape((1, nh, t, d))?.transpose(1, 2)?.reshape((1, t, nh * d))?;
+        let out = out
+            .reshape((1, nh, t, d))?
+            .transpose(1, 2)?
+            .reshape((1, t, nh * d))?;
         self.o_proj.forward(&out)
     }
 }
@@ -87,7 +93,15 @@ impl Attention {
 /// `[t, total]`: 0 where query `offset+i` may see key `j` (j <= offset+i), -inf elsewhere.
 fn causal_mask(t: usize, offset: usize, total: usize, device: &Device) -> Result<Tensor> {
     let mask: Vec<f32> = (0..t)
-        .flat_map(|i| (0..total).map(move |j| if j <= offset + i { 0.0 } else { f32::NEG_INFINITY }))
+        .flat_map(|i| {
+            (0..total).map(move |j| {
+                if j <= offset + i {
+                    0.0
+                } else {
+                    f32::NEG_INFINITY
+                }
+            })
+        })
         .collect();
     Tensor::from_vec(mask, (t, total), device)
 }

@@ -32,15 +32,23 @@ impl DecoderLayer {
         Ok(Self {
             input_layernorm: RmsNorm::load(h, cfg.rms_norm_eps, vb.pp("input_layernorm"))?,
             self_attn: Attention::load(cfg, vb.pp("self_attn"))?,
-            post_attention_layernorm: RmsNorm::load(h, cfg.rms_norm_eps, vb.pp("post_attention_layernorm"))?,
+            post_attention_layernorm: RmsNorm::load(
+                h,
+                cfg.rms_norm_eps,
+                vb.pp("post_attention_layernorm"),
+            )?,
             mlp: Mlp::load(h, cfg.intermediate_size, vb.pp("mlp"))?,
         })
     }
 
     pub fn forward(&self, x: &Tensor, rotary: &Rotary, cache: &mut KvCache) -> Result<Tensor> {
-        let a = self.self_attn.forward(&self.input_layernorm.forward(x)?, rotary, cache)?;
+        let a = self
+            .self_attn
+            .forward(&self.input_layernorm.forward(x)?, rotary, cache)?;
         let x = (x + a)?;
-        let m = self.mlp.forward(&self.post_attention_layernorm.forward(&x)?)?;
+        let m = self
+            .mlp
+            .forward(&self.post_attention_layernorm.forward(&x)?)?;
         x + m
     }
 }
@@ -107,10 +115,21 @@ mod tests {
         let mut caches = stack.new_caches(2);
         let mut parts = Vec::new();
         for (s, n) in [(0, 3), (3, 1), (4, 1), (5, 4), (9, 2)] {
-            parts.push(stack.forward(&x.narrow(1, s, n).unwrap(), &mut caches).unwrap());
+            parts.push(
+                stack
+                    .forward(&x.narrow(1, s, n).unwrap(), &mut caches)
+                    .unwrap(),
+            );
         }
         let inc = Tensor::cat(&parts, 1).unwrap();
-        let err: f32 = (full - inc).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        let err: f32 = (full - inc)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
         assert!(err < 1e-5, "incremental vs one pass: {err}");
     }
 }

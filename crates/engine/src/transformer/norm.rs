@@ -11,11 +11,18 @@ pub struct RmsNorm {
 
 impl RmsNorm {
     pub fn load(size: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { weight: vb.get(size, "weight")?, eps: eps as f32 })
+        Ok(Self {
+            weight: vb.get(size, "weight")?,
+            eps: eps as f32,
+        })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = if x.is_contiguous() { x.clone() } else { x.contiguous()? };
+        let x = if x.is_contiguous() {
+            x.clone()
+        } else {
+            x.contiguous()?
+        };
         candle_nn::ops::rms_norm(&x, &self.weight, self.eps)
     }
 }

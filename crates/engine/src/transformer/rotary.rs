@@ -19,7 +19,13 @@ impl Rotary {
     }
 
     /// cos and sin, each `[len, head_dim/2]`, for positions `offset..offset+len`.
-    pub fn tables(&self, offset: usize, len: usize, dtype: DType, device: &Device) -> Result<(Tensor, Tensor)> {
+    pub fn tables(
+        &self,
+        offset: usize,
+        len: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<(Tensor, Tensor)> {
         let half = self.inv_freq.len();
         let mut cos = Vec::with_capacity(len * half);
         let mut sin = Vec::with_capacity(len * half);

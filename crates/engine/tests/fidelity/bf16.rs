@@ -9,7 +9,10 @@ use crate::gen_fixtures::greedy;
 
 #[test]
 fn bf16_compute_runs_and_tracks_f32() {
-    let opts = LoadOptions { dtype: DType::BF16, ..LoadOptions::default() };
+    let opts = LoadOptions {
+        dtype: DType::BF16,
+        ..LoadOptions::default()
+    };
     let m16 = Model::load(&model_dir("tiny-0b6-like"), &opts).unwrap();
     assert_eq!(m16.info().dtype, "bf16");
     let m32 = model("tiny-0b6-like");
@@ -24,18 +27,31 @@ fn bf16_compute_runs_and_tracks_f32() {
     // Prefill logits: bf16 rounding only.
     let logits = |m: &Model| {
         let plan = m.plan(&req).unwrap();
-        let prompt = m.build_prompt(&m.prompt_inputs(&plan, &req).unwrap()).unwrap();
+        let prompt = m
+            .build_prompt(&m.prompt_inputs(&plan, &req).unwrap())
+            .unwrap();
         let mut g = m.start_generation(&prompt, plan.params, true).unwrap();
         m.next_frame(&mut g).unwrap();
         g.trace.unwrap().talker_raw[0].clone()
     };
     let (a, b) = (logits(&m16), logits(&m32));
-    let err = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    let err = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
     let scale = b.iter().map(|x| x.abs()).fold(0f32, f32::max);
     println!("bf16 vs f32 prefill logits: max abs err {err:.3e} (max |logit| {scale:.3})");
-    assert!(err < 0.05 * scale.max(1.0), "bf16 logits drift too far: {err}");
+    assert!(
+        err < 0.05 * scale.max(1.0),
+        "bf16 logits drift too far: {err}"
+    );
     // A whole bf16 session yields the right amount of finite audio.
-    let wav: Vec<f32> = m16.synthesize(&req, CancelToken::new()).unwrap().flat_map(|c| flat_chunk(c.unwrap())).collect();
+    let wav: Vec<f32> = m16
+        .synthesize(&req, CancelToken::new())
+        .unwrap()
+        .flat_map(|c| flat_chunk(c.unwrap()))
+        .collect();
     assert_eq!(wav.len(), 9 * 1920);
     assert!(wav.iter().all(|x| x.is_finite() && x.abs() <= 1.0));
 }

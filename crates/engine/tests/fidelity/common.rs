@@ -23,7 +23,9 @@ pub fn model(name: &'static str) -> Model {
     let cache = CACHE.get_or_init(Default::default);
     let mut m = cache.lock().unwrap_or_else(|e| e.into_inner());
     m.entry(name)
-        .or_insert_with(|| Model::load(&model_dir(name), &LoadOptions::default()).expect("load tiny model"))
+        .or_insert_with(|| {
+            Model::load(&model_dir(name), &LoadOptions::default()).expect("load tiny model")
+        })
         .clone()
 }
 
@@ -34,7 +36,9 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn load(name: &str) -> Fixture {
-        let path = testdata().join("fixtures").join(format!("{name}.safetensors"));
+        let path = testdata()
+            .join("fixtures")
+            .join(format!("{name}.safetensors"));
         let tensors = candle_core::safetensors::load(&path, &Device::Cpu).expect("fixture");
         let bytes = std::fs::read(&path).unwrap();
         let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
@@ -47,7 +51,9 @@ impl Fixture {
     }
 
     pub fn t(&self, key: &str) -> &Tensor {
-        self.tensors.get(key).unwrap_or_else(|| panic!("fixture has no {key}"))
+        self.tensors
+            .get(key)
+            .unwrap_or_else(|| panic!("fixture has no {key}"))
     }
 
     /// A tensor flattened to f32.
@@ -57,7 +63,14 @@ impl Fixture {
 
     /// An integer tensor flattened to u32.
     pub fn ids(&self, key: &str) -> Vec<u32> {
-        self.t(key).flatten_all().unwrap().to_vec1::<i64>().unwrap().into_iter().map(|x| x as u32).collect()
+        self.t(key)
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<i64>()
+            .unwrap()
+            .into_iter()
+            .map(|x| x as u32)
+            .collect()
     }
 
     /// `[frames, 16]` codes.
@@ -69,15 +82,30 @@ impl Fixture {
 }
 
 pub fn flat(t: &Tensor) -> Vec<f32> {
-    t.flatten_all().unwrap().to_dtype(DType::F32).unwrap().to_vec1().unwrap()
+    t.flatten_all()
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap()
+        .to_vec1()
+        .unwrap()
 }
 
 /// Max abs difference over finite entries; -inf positions must agree exactly. Panics above `tol`.
 pub fn assert_close(name: &str, got: &[f32], want: &[f32], tol: f32) -> f32 {
-    assert_eq!(got.len(), want.len(), "{name}: length {} vs {}", got.len(), want.len());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{name}: length {} vs {}",
+        got.len(),
+        want.len()
+    );
     let mut err = 0f32;
     for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        assert_eq!(a.is_infinite(), b.is_infinite(), "{name}: -inf mask differs at {i} ({a} vs {b})");
+        assert_eq!(
+            a.is_infinite(),
+            b.is_infinite(),
+            "{name}: -inf mask differs at {i} ({a} vs {b})"
+        );
         if a.is_infinite() {
             assert_eq!(a.signum(), b.signum(), "{name}: inf sign differs at {i}");
             continue;

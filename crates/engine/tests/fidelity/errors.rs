@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use q3tts_engine::{CancelToken, Error, LoadOptions, Model, RefAudio, SamplingOptions, SynthesisRequest};
+use q3tts_engine::{
+    CancelToken, Error, LoadOptions, Model, RefAudio, SamplingOptions, SynthesisRequest,
+};
 
 use crate::common::{model, model_dir, Fixture};
 use crate::gen_fixtures::greedy;
@@ -57,7 +59,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn load_err(s: &Scratch) -> String {
-    let e = s.load().err().expect("loading must fail");
+    let e = s.load().expect_err("loading must fail");
     let msg = e.to_string();
     println!("{msg}");
     msg
@@ -68,12 +70,18 @@ fn missing_files_are_named() {
     let s = Scratch::of("tiny-custom-voice");
     std::fs::remove_file(s.path("model.safetensors")).unwrap();
     let msg = load_err(&s);
-    assert!(msg.contains("model.safetensors") && msg.contains("not found"), "{msg}");
+    assert!(
+        msg.contains("model.safetensors") && msg.contains("not found"),
+        "{msg}"
+    );
 
     let s = Scratch::of("tiny-0b6-like");
     std::fs::remove_file(s.path("model-00002-of-00002.safetensors")).unwrap();
     let msg = load_err(&s);
-    assert!(msg.contains("model-00002-of-00002.safetensors") && msg.contains("missing"), "{msg}");
+    assert!(
+        msg.contains("model-00002-of-00002.safetensors") && msg.contains("missing"),
+        "{msg}"
+    );
 
     let s = Scratch::of("tiny-custom-voice");
     std::fs::remove_file(s.path("vocab.json")).unwrap();
@@ -90,7 +98,12 @@ fn missing_files_are_named() {
     let msg = load_err(&s);
     assert!(msg.contains("speech_tokenizer/model.safetensors"), "{msg}");
 
-    let e = Model::load(Path::new("/nonexistent/q3tts-model"), &LoadOptions::default()).err().unwrap();
+    let e = Model::load(
+        Path::new("/nonexistent/q3tts-model"),
+        &LoadOptions::default(),
+    )
+    .err()
+    .unwrap();
     assert!(matches!(e, Error::File { .. }), "{e}");
 }
 
@@ -99,23 +112,39 @@ fn malformed_files_are_named() {
     let s = Scratch::of("tiny-custom-voice");
     std::fs::write(s.path("config.json"), "{ \"tts_model_type\": ").unwrap();
     let e = s.load().err().unwrap();
-    assert!(matches!(&e, Error::Malformed { path, .. } if path.ends_with("config.json")), "{e}");
+    assert!(
+        matches!(&e, Error::Malformed { path, .. } if path.ends_with("config.json")),
+        "{e}"
+    );
 
     let s = Scratch::of("tiny-custom-voice");
     s.edit("config.json", "\"custom_voice\"", "\"karaoke\"");
     let msg = load_err(&s);
-    assert!(msg.contains("config.json") && msg.contains("tts_model_type"), "{msg}");
+    assert!(
+        msg.contains("config.json") && msg.contains("tts_model_type"),
+        "{msg}"
+    );
 
     let s = Scratch::of("tiny-custom-voice");
     s.edit("config.json", "\"codec_think_id\"", "\"codec_thinks_id\"");
     let msg = load_err(&s);
-    assert!(msg.contains("config.json") && msg.contains("codec_think_id"), "{msg}");
+    assert!(
+        msg.contains("config.json") && msg.contains("codec_think_id"),
+        "{msg}"
+    );
 
     // Config and weights disagree: a clear error naming the weights, no panic.
     let s = Scratch::of("tiny-custom-voice");
-    s.edit("config.json", "\"intermediate_size\": 128", "\"intermediate_size\": 96");
+    s.edit(
+        "config.json",
+        "\"intermediate_size\": 128",
+        "\"intermediate_size\": 96",
+    );
     let msg = load_err(&s);
-    assert!(msg.contains("model.safetensors") && msg.contains("shape"), "{msg}");
+    assert!(
+        msg.contains("model.safetensors") && msg.contains("shape"),
+        "{msg}"
+    );
 
     let s = Scratch::of("tiny-custom-voice");
     std::fs::write(s.path("model.safetensors"), b"not a safetensors file").unwrap();
@@ -140,7 +169,10 @@ fn speaker_ids_may_be_one_element_lists() {
         sampling: greedy(12),
         ..SynthesisRequest::new("Hello, world.")
     };
-    assert_eq!(m.generate_codes(&req, CancelToken::new()).unwrap(), fx.frames("codes"));
+    assert_eq!(
+        m.generate_codes(&req, CancelToken::new()).unwrap(),
+        fx.frames("codes")
+    );
 }
 
 fn invalid(m: &Model, req: &SynthesisRequest) -> String {
@@ -157,22 +189,97 @@ fn invalid(m: &Model, req: &SynthesisRequest) -> String {
 #[test]
 fn bad_requests_say_what_is_valid() {
     let m = model("tiny-custom-voice");
-    let ok = || SynthesisRequest { speaker: Some("ryan".into()), ..SynthesisRequest::new("Hi.") };
+    let ok = || SynthesisRequest {
+        speaker: Some("ryan".into()),
+        ..SynthesisRequest::new("Hi.")
+    };
 
-    let msg = invalid(&m, &SynthesisRequest { speaker: Some("bob".into()), ..ok() });
-    assert!(msg.contains("bob") && msg.contains("ryan") && msg.contains("vivian"), "{msg}");
-    let msg = invalid(&m, &SynthesisRequest { language: "klingon".into(), ..ok() });
-    assert!(msg.contains("klingon") && msg.contains("english") && msg.contains("auto"), "{msg}");
-    assert!(!msg.contains("dialect"), "dialects are not languages a caller picks: {msg}");
-    assert!(invalid(&m, &SynthesisRequest { text: "".into(), ..ok() }).contains("empty"));
-    assert!(invalid(&m, &SynthesisRequest { text: " \n\t ".into(), ..ok() }).contains("empty"));
-    assert!(invalid(&m, &SynthesisRequest { chunk_frames: 0, ..ok() }).contains("chunk_frames"));
-    let bad_t = SamplingOptions { temperature: Some(0.0), ..SamplingOptions::default() };
-    assert!(invalid(&m, &SynthesisRequest { sampling: bad_t, ..ok() }).contains("temperature"));
-    let bad_p = SamplingOptions { top_p: Some(1.5), ..SamplingOptions::default() };
-    assert!(invalid(&m, &SynthesisRequest { sampling: bad_p, ..ok() }).contains("top_p"));
-    let audio = RefAudio { samples: vec![0.0; 24000], sample_rate: 24000 };
-    assert!(invalid(&m, &SynthesisRequest { ref_audio: Some(audio), ..ok() }).contains("Base"));
+    let msg = invalid(
+        &m,
+        &SynthesisRequest {
+            speaker: Some("bob".into()),
+            ..ok()
+        },
+    );
+    assert!(
+        msg.contains("bob") && msg.contains("ryan") && msg.contains("vivian"),
+        "{msg}"
+    );
+    let msg = invalid(
+        &m,
+        &SynthesisRequest {
+            language: "klingon".into(),
+            ..ok()
+        },
+    );
+    assert!(
+        msg.contains("klingon") && msg.contains("english") && msg.contains("auto"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("dialect"),
+        "dialects are not languages a caller picks: {msg}"
+    );
+    assert!(invalid(
+        &m,
+        &SynthesisRequest {
+            text: "".into(),
+            ..ok()
+        }
+    )
+    .contains("empty"));
+    assert!(invalid(
+        &m,
+        &SynthesisRequest {
+            text: " \n\t ".into(),
+            ..ok()
+        }
+    )
+    .contains("empty"));
+    assert!(invalid(
+        &m,
+        &SynthesisRequest {
+            chunk_frames: 0,
+            ..ok()
+        }
+    )
+    .contains("chunk_frames"));
+    let bad_t = SamplingOptions {
+        temperature: Some(0.0),
+        ..SamplingOptions::default()
+    };
+    assert!(invalid(
+        &m,
+        &SynthesisRequest {
+            sampling: bad_t,
+            ..ok()
+        }
+    )
+    .contains("temperature"));
+    let bad_p = SamplingOptions {
+        top_p: Some(1.5),
+        ..SamplingOptions::default()
+    };
+    assert!(invalid(
+        &m,
+        &SynthesisRequest {
+            sampling: bad_p,
+            ..ok()
+        }
+    )
+    .contains("top_p"));
+    let audio = RefAudio {
+        samples: vec![0.0; 24000],
+        sample_rate: 24000,
+    };
+    assert!(invalid(
+        &m,
+        &SynthesisRequest {
+            ref_audio: Some(audio),
+            ..ok()
+        }
+    )
+    .contains("Base"));
 
     // Case-insensitive names; no speaker means the default one.
     let codes = |req: &SynthesisRequest| m.generate_codes(req, CancelToken::new()).unwrap();
@@ -182,9 +289,15 @@ fn bad_requests_say_what_is_valid() {
         sampling: greedy(4),
         ..SynthesisRequest::new("Hi.")
     };
-    assert_eq!(codes(&g(Some("RYAN"), "English")), codes(&g(Some("ryan"), "english")));
+    assert_eq!(
+        codes(&g(Some("RYAN"), "English")),
+        codes(&g(Some("ryan"), "english"))
+    );
     assert_eq!(m.info().default_speaker.as_deref(), Some("ryan"));
-    assert_eq!(codes(&g(None, "english")), codes(&g(Some("ryan"), "english")));
+    assert_eq!(
+        codes(&g(None, "english")),
+        codes(&g(Some("ryan"), "english"))
+    );
 }
 
 #[test]
@@ -193,21 +306,65 @@ fn base_model_request_checks() {
     assert!(m.info().speakers.is_empty());
     let wav = Fixture::load("speaker_encoder").f32s("wav");
     let ok = || SynthesisRequest {
-        ref_audio: Some(RefAudio { samples: wav.clone(), sample_rate: 24000 }),
+        ref_audio: Some(RefAudio {
+            samples: wav.clone(),
+            sample_rate: 24000,
+        }),
         ..SynthesisRequest::new("Hi.")
     };
-    let msg = invalid(&m, &SynthesisRequest { ref_audio: None, ..ok() });
+    let msg = invalid(
+        &m,
+        &SynthesisRequest {
+            ref_audio: None,
+            ..ok()
+        },
+    );
     assert!(msg.contains("reference audio"), "{msg}");
     let msg = invalid(
         &m,
-        &SynthesisRequest { ref_audio: Some(RefAudio { samples: wav.clone(), sample_rate: 16000 }), ..ok() },
+        &SynthesisRequest {
+            ref_audio: Some(RefAudio {
+                samples: wav.clone(),
+                sample_rate: 16000,
+            }),
+            ..ok()
+        },
     );
     assert!(msg.contains("24000") && msg.contains("16000"), "{msg}");
-    let msg = invalid(&m, &SynthesisRequest { ref_audio: Some(RefAudio { samples: vec![], sample_rate: 24000 }), ..ok() });
+    let msg = invalid(
+        &m,
+        &SynthesisRequest {
+            ref_audio: Some(RefAudio {
+                samples: vec![],
+                sample_rate: 24000,
+            }),
+            ..ok()
+        },
+    );
     assert!(msg.contains("empty"), "{msg}");
-    assert!(invalid(&m, &SynthesisRequest { speaker: Some("ryan".into()), ..ok() }).contains("speaker"));
-    assert!(invalid(&m, &SynthesisRequest { instruct: Some("whisper".into()), ..ok() }).contains("instruct"));
+    assert!(invalid(
+        &m,
+        &SynthesisRequest {
+            speaker: Some("ryan".into()),
+            ..ok()
+        }
+    )
+    .contains("speaker"));
+    assert!(invalid(
+        &m,
+        &SynthesisRequest {
+            instruct: Some("whisper".into()),
+            ..ok()
+        }
+    )
+    .contains("instruct"));
     // Too short for the speaker encoder: an error from it, not a panic.
-    let short = SynthesisRequest { ref_audio: Some(RefAudio { samples: vec![0.1; 100], sample_rate: 24000 }), ..ok() };
+    let short = SynthesisRequest {
+        ref_audio: Some(RefAudio {
+            samples: vec![0.1; 100],
+            sample_rate: 24000,
+        }),
+        ..ok()
+    };
     assert!(m.synthesize(&short, CancelToken::new()).is_err());
 }

@@ -25,24 +25,60 @@ fn check(m: &Model, name: &str) -> Vec<String> {
     let req = request(&fx, 4);
     let plan = m.plan(&req).unwrap();
     assert_eq!(plan.text_ids, fx.ids("input_ids"), "{name}: input ids");
-    assert_eq!(plan.non_streaming, fx.meta["non_streaming_mode"].as_bool().unwrap());
-    let prompt = m.build_prompt(&m.prompt_inputs(&plan, &req).unwrap()).unwrap();
-    assert_close(&format!("{name}: prefill embeds"), &flat(&prompt.prefill), &fx.f32s("prefill_inputs_embeds"), TOL);
-    assert_close(&format!("{name}: trailing text"), &flat(&prompt.trailing), &fx.f32s("trailing_text_hidden"), TOL);
-    let (codes, trace) = m.generate_from_prompt(&prompt, plan.params.clone(), &CancelToken::new(), true).unwrap();
+    assert_eq!(
+        plan.non_streaming,
+        fx.meta["non_streaming_mode"].as_bool().unwrap()
+    );
+    let prompt = m
+        .build_prompt(&m.prompt_inputs(&plan, &req).unwrap())
+        .unwrap();
+    assert_close(
+        &format!("{name}: prefill embeds"),
+        &flat(&prompt.prefill),
+        &fx.f32s("prefill_inputs_embeds"),
+        TOL,
+    );
+    assert_close(
+        &format!("{name}: trailing text"),
+        &flat(&prompt.trailing),
+        &fx.f32s("trailing_text_hidden"),
+        TOL,
+    );
+    let (codes, trace) = m
+        .generate_from_prompt(&prompt, plan.params.clone(), &CancelToken::new(), true)
+        .unwrap();
     let trace = trace.unwrap();
-    assert_close(&format!("{name}: talker raw logits"), &trace.talker_raw.concat(), &fx.f32s("talker_raw_logits"), TOL);
-    assert_eq!(trace.talker_sequence, fx.ids("talker_sequence"), "{name}: codebook-0 sequence");
+    assert_close(
+        &format!("{name}: talker raw logits"),
+        &trace.talker_raw.concat(),
+        &fx.f32s("talker_raw_logits"),
+        TOL,
+    );
+    assert_eq!(
+        trace.talker_sequence,
+        fx.ids("talker_sequence"),
+        "{name}: codebook-0 sequence"
+    );
     let want_codes = fx.frames("codes");
     assert_eq!(codes, want_codes, "{name}: codes");
-    assert_eq!(m.generate_codes(&req, CancelToken::new()).unwrap(), want_codes, "{name}: generate_codes");
+    assert_eq!(
+        m.generate_codes(&req, CancelToken::new()).unwrap(),
+        want_codes,
+        "{name}: generate_codes"
+    );
 
     let want = fx.f32s("wav");
     for chunk_frames in [1, 3, 4, 100] {
-        let mut session = m.synthesize(&request(&fx, chunk_frames), CancelToken::new()).unwrap();
+        let mut session = m
+            .synthesize(&request(&fx, chunk_frames), CancelToken::new())
+            .unwrap();
         let chunks: Vec<AudioChunk> = session.by_ref().collect::<Result<_, _>>().unwrap();
         let frames = want_codes.len();
-        assert_eq!(chunks.len(), frames.div_ceil(chunk_frames), "{name}: chunk count");
+        assert_eq!(
+            chunks.len(),
+            frames.div_ceil(chunk_frames),
+            "{name}: chunk count"
+        );
         for (i, c) in chunks.iter().enumerate() {
             let n = chunk_frames.min(frames - i * chunk_frames);
             assert_eq!(c.len(), n * SAMPLES_PER_FRAME, "{name}: chunk {i} length");
@@ -50,11 +86,19 @@ fn check(m: &Model, name: &str) -> Vec<String> {
         }
         let wav: Vec<f32> = chunks.iter().flat_map(|c| c.samples().to_vec()).collect();
         assert_eq!(wav.len(), want.len());
-        assert_close(&format!("{name}: wav, chunks of {chunk_frames}"), &wav, &want, TOL);
+        assert_close(
+            &format!("{name}: wav, chunks of {chunk_frames}"),
+            &wav,
+            &want,
+            TOL,
+        );
         assert_eq!(session.codes(), &want_codes[..]);
         assert_eq!(session.stats().frames, frames);
         assert!(session.stats().first_chunk_s.is_some());
-        assert!(session.next().is_none(), "a finished session stays finished");
+        assert!(
+            session.next().is_none(),
+            "a finished session stays finished"
+        );
     }
     plan.notes
 }
@@ -71,11 +115,21 @@ fn text_to_wav_0b6_like() {
     let m = model("tiny-0b6-like");
     let tc = &m.config().talker_config;
     assert_eq!(tc.stack.hidden_size, tc.code_predictor_config.hidden_size);
-    assert!(!m.code_predictor().has_projection(), "0.6B-like: Identity projection");
-    assert_ne!(tc.stack.num_attention_heads * tc.stack.head_dim(), tc.stack.hidden_size);
+    assert!(
+        !m.code_predictor().has_projection(),
+        "0.6B-like: Identity projection"
+    );
+    assert_ne!(
+        tc.stack.num_attention_heads * tc.stack.head_dim(),
+        tc.stack.hidden_size
+    );
     let fx = Fixture::load("text_to_wav_0b6_like");
     assert!(fx.meta["instruct_dropped"].as_bool().unwrap());
     let notes = check(&m, "text_to_wav_0b6_like");
-    assert_eq!(notes.len(), 1, "the dropped instruct is reported: {notes:?}");
+    assert_eq!(
+        notes.len(),
+        1,
+        "the dropped instruct is reported: {notes:?}"
+    );
     assert!(notes[0].contains("ignored"), "{notes:?}");
 }

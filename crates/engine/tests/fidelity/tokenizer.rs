@@ -13,7 +13,8 @@ use crate::common::{model_dir, Fixture};
 /// Write a Qwen2-style `tokenizer.json` (as transformers' converter lays it out) for a model
 /// directory's vocab/merges/added tokens into a fresh temp dir.
 pub fn write_tokenizer_json(src: &std::path::Path) -> PathBuf {
-    let vocab: Value = serde_json::from_str(&std::fs::read_to_string(src.join("vocab.json")).unwrap()).unwrap();
+    let vocab: Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("vocab.json")).unwrap()).unwrap();
     let merges: Vec<String> = std::fs::read_to_string(src.join("merges.txt"))
         .unwrap()
         .lines()
@@ -21,7 +22,8 @@ pub fn write_tokenizer_json(src: &std::path::Path) -> PathBuf {
         .map(str::to_owned)
         .collect();
     let cfg: Value =
-        serde_json::from_str(&std::fs::read_to_string(src.join("tokenizer_config.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(src.join("tokenizer_config.json")).unwrap())
+            .unwrap();
     let mut added: Vec<Value> = cfg["added_tokens_decoder"]
         .as_object()
         .unwrap()
@@ -51,9 +53,14 @@ pub fn write_tokenizer_json(src: &std::path::Path) -> PathBuf {
                   "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
                   "vocab": vocab, "merges": merges}
     });
-    let dir = std::env::temp_dir().join(format!("q3tts-tokjson-{}-{}", std::process::id(), unique()));
+    let dir =
+        std::env::temp_dir().join(format!("q3tts-tokjson-{}-{}", std::process::id(), unique()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("tokenizer.json"), serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("tokenizer.json"),
+        serde_json::to_string_pretty(&doc).unwrap(),
+    )
+    .unwrap();
     dir
 }
 
@@ -95,7 +102,12 @@ fn tokenizer_json_and_vocab_merges_agree() {
         assert_eq!(a, b, "ids differ for {s:?}");
         assert!(!a.is_empty());
     }
-    for (tok, id) in [("<|im_start|>", 1000), ("<|im_end|>", 1001), ("<tts_pad>", 1002), ("<tts_text_eod>", 1004)] {
+    for (tok, id) in [
+        ("<|im_start|>", 1000),
+        ("<|im_end|>", 1001),
+        ("<tts_pad>", 1002),
+        ("<tts_text_eod>", 1004),
+    ] {
         assert_eq!(from_files.token_id(tok), Some(id));
         assert_eq!(from_json.token_id(tok), Some(id));
     }
@@ -115,7 +127,10 @@ fn ordinary_vocab_entries_are_not_split_out() {
 
 #[test]
 fn text_to_wav_fixture_ids() {
-    for (fixture, dir) in [("text_to_wav_custom_voice", "tiny-custom-voice"), ("text_to_wav_0b6_like", "tiny-0b6-like")] {
+    for (fixture, dir) in [
+        ("text_to_wav_custom_voice", "tiny-custom-voice"),
+        ("text_to_wav_0b6_like", "tiny-0b6-like"),
+    ] {
         let fx = Fixture::load(fixture);
         let text = fx.meta["text"].as_str().unwrap();
         let prompt = assistant_prompt(text);
@@ -129,14 +144,23 @@ fn text_to_wav_fixture_ids() {
 fn added_token_id_mismatch_is_an_error() {
     // A tokenizer_config.json whose added token ids disagree with the vocab must not load silently.
     let src = model_dir("tiny-custom-voice");
-    let dir = std::env::temp_dir().join(format!("q3tts-tokbad-{}-{}", std::process::id(), unique()));
+    let dir =
+        std::env::temp_dir().join(format!("q3tts-tokbad-{}-{}", std::process::id(), unique()));
     std::fs::create_dir_all(&dir).unwrap();
     for f in ["vocab.json", "merges.txt"] {
         std::fs::copy(src.join(f), dir.join(f)).unwrap();
     }
-    let cfg = std::fs::read_to_string(src.join("tokenizer_config.json")).unwrap().replace("\"1002\"", "\"1010\"");
+    let cfg = std::fs::read_to_string(src.join("tokenizer_config.json"))
+        .unwrap()
+        .replace("\"1002\"", "\"1010\"");
     std::fs::write(dir.join("tokenizer_config.json"), cfg).unwrap();
-    let err = TextTokenizer::from_vocab_merges(&dir).err().expect("mismatch must fail").to_string();
-    assert!(err.contains("tokenizer_config.json") && err.contains("<tts_pad>"), "{err}");
+    let err = TextTokenizer::from_vocab_merges(&dir)
+        .err()
+        .expect("mismatch must fail")
+        .to_string();
+    assert!(
+        err.contains("tokenizer_config.json") && err.contains("<tts_pad>"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
