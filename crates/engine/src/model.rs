@@ -331,28 +331,7 @@ impl Model {
 
     /// The prefill embeddings, trailing text and pad vector for prompt inputs.
     pub fn build_prompt(&self, inputs: &PromptInputs) -> Result<Prompt> {
-        if let SpeakerSlot::XVector(v) = &inputs.speaker {
-            let h = self.inner.talker.hidden_size();
-            if v.elem_count() != h {
-                return Err(Error::InvalidRequest(format!(
-                    "speaker embedding has {} values, the talker expects {h}",
-                    v.elem_count()
-                )));
-            }
-        }
-        if let Some(icl) = &inputs.icl {
-            let n = self
-                .inner
-                .config
-                .talker_config
-                .code_predictor_config
-                .vocab_size as u32;
-            if icl.ref_codes.iter().flatten().any(|&c| c >= n) {
-                return Err(Error::InvalidRequest(format!(
-                    "reference codes must be below {n}"
-                )));
-            }
-        }
+        self.check_inputs(inputs)?;
         let i = &self.inner;
         Ok(Prompt::build(
             &i.config,
@@ -360,6 +339,58 @@ impl Model {
             &i.code_predictor,
             inputs,
         )?)
+    }
+
+    /// Ids and vectors that do not fit this model are request errors, not tensor failures.
+    fn check_inputs(&self, inputs: &PromptInputs) -> Result<()> {
+        let tc = &self.inner.config.talker_config;
+        let bad = |msg: String| Err(Error::InvalidRequest(msg));
+        if let SpeakerSlot::XVector(v) = &inputs.speaker {
+            let h = self.inner.talker.hidden_size();
+            if v.elem_count() != h {
+                return bad(format!(
+                    "speaker embedding has {} values, the talker expects {h}",
+                    v.elem_count()
+                ));
+            }
+        }
+        if let Some(icl) = &inputs.icl {
+            let n = tc.code_predictor_config.vocab_size as u32;
+            if icl.ref_codes.iter().flatten().any(|&c| c >= n) {
+                return bad(format!("reference codes must be below {n}"));
+            }
+        }
+        let text_vocab = tc.text_vocab_size as u32;
+        let mut text_ids = inputs
+            .text_ids
+            .iter()
+            .chain(inputs.instruct_ids.iter().flatten());
+        let ref_ids = inputs.icl.iter().flat_map(|i| i.ref_text_ids.iter());
+        if let Some(id) = text_ids
+            .by_ref()
+            .chain(ref_ids)
+            .copied()
+            .find(|&id| id >= text_vocab)
+        {
+            return bad(format!(
+                "text token id {id} is outside the talker's text vocab ({text_vocab}); tokenizer and model do not match"
+            ));
+        }
+        let codec_vocab = tc.stack.vocab_size as u32;
+        let preset = match inputs.speaker {
+            SpeakerSlot::Preset(id) => Some(id),
+            _ => None,
+        };
+        if let Some(id) = preset
+            .into_iter()
+            .chain(inputs.language_id)
+            .find(|&id| id >= codec_vocab)
+        {
+            return bad(format!(
+                "codec id {id} (speaker or language) is outside the codec vocab ({codec_vocab})"
+            ));
+        }
+        Ok(())
     }
 
     /// Start a generator (runs the prefill).

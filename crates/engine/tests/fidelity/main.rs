@@ -9,6 +9,7 @@ mod bf16;
 mod common;
 mod errors;
 mod gen_fixtures;
+mod requests;
 mod sampling;
 mod session;
 mod talker_forward;
