@@ -129,6 +129,8 @@ pub enum Command {
     /// Measure the handler's reload overhead, save-to-first-audio and the status round trip.
     #[command(name = "bench-reload")]
     BenchReload(crate::bench_reload::BenchArgs),
+    /// Drive a running daemon with a varied corpus and write a JSON report.
+    Stress(crate::stress::StressArgs),
     // (`bench`, the engine benchmark, is added next to these.)
 }
 

@@ -11,6 +11,7 @@ mod inline;
 mod model;
 mod protocol;
 mod shell;
+mod stress;
 
 #[global_allocator]
 static ALLOC: handler::memory::CountingAlloc = handler::memory::CountingAlloc;
