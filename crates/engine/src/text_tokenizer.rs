@@ -2,12 +2,12 @@
 //! assembles the same pipeline from `vocab.json` + `merges.txt` + `tokenizer_config.json`
 //! (NFC, Qwen split regex, byte-level, added tokens from `added_tokens_decoder`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use serde::Deserialize;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
-use tokenizers::models::bpe::BPE;
+use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::normalizers::unicode::NFC;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::sequence::Sequence;
@@ -74,14 +74,8 @@ impl TextTokenizer {
                 });
             }
         }
-        let vocab_s = vocab.to_string_lossy().into_owned();
-        let merges_s = merges.to_string_lossy().into_owned();
-        let bpe = BPE::from_file(&vocab_s, &merges_s)
-            .build()
-            .map_err(|e| Error::Malformed {
-                path: vocab.clone(),
-                reason: format!("cannot build BPE from vocab.json + merges.txt: {e}"),
-            })?;
+        let mut vocab_map: HashMap<String, u32> = read_json(&vocab)?;
+        let merges_list = read_merges(&merges)?;
         let cfg: TokenizerConfigFile = read_json(&config)?;
         let mut added: Vec<(u32, AddedToken)> = Vec::new();
         for (id, e) in cfg.added_tokens_decoder {
@@ -89,6 +83,22 @@ impl TextTokenizer {
                 path: config.clone(),
                 reason: format!("added_tokens_decoder key {id:?} is not an integer id"),
             })?;
+            // The id comes from added_tokens_decoder: put the token in the vocab at that id, so
+            // it does not depend on the order tokens are added in.
+            match vocab_map.get(&e.content) {
+                Some(&v) if v != id => {
+                    return Err(Error::Malformed {
+                        path: config.clone(),
+                        reason: format!(
+                            "added token {:?} has id {id} here but {v} in vocab.json",
+                            e.content
+                        ),
+                    })
+                }
+                _ => {
+                    vocab_map.insert(e.content.clone(), id);
+                }
+            }
             let t = AddedToken::from(e.content, e.special)
                 .lstrip(e.lstrip)
                 .rstrip(e.rstrip)
@@ -96,6 +106,14 @@ impl TextTokenizer {
                 .normalized(e.normalized);
             added.push((id, t));
         }
+        let vocab_map: Vocab = vocab_map.into_iter().collect();
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab_map, merges_list)
+            .build()
+            .map_err(|e| Error::Malformed {
+                path: vocab.clone(),
+                reason: format!("cannot build BPE from vocab.json + merges.txt: {e}"),
+            })?;
         Self::assemble(bpe, added).map_err(|reason| Error::Malformed {
             path: config.clone(),
             reason,
@@ -165,4 +183,27 @@ impl TextTokenizer {
     pub fn from_tokenizer(tok: Tokenizer) -> Self {
         Self { tok }
     }
+}
+
+/// `merges.txt`: one "left right" pair per line after the `#version` header.
+fn read_merges(path: &Path) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::File {
+        path: path.into(),
+        reason: format!("cannot read ({e})"),
+    })?;
+    let mut merges = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.is_empty() || (n == 0 && line.starts_with("#version")) {
+            continue;
+        }
+        let (a, b) = line.split_once(' ').ok_or_else(|| Error::Malformed {
+            path: path.into(),
+            reason: format!(
+                "line {}: expected two space-separated symbols, got {line:?}",
+                n + 1
+            ),
+        })?;
+        merges.push((a.to_string(), b.to_string()));
+    }
+    Ok(merges)
 }

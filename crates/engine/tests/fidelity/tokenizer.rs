@@ -164,3 +164,40 @@ fn added_token_id_mismatch_is_an_error() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn special_ids_come_from_added_tokens_decoder() {
+    // As in the released files, vocab.json lists no special tokens; here that leaves a gap
+    // (999..1004) before ordinary ids, where a "next free id" rule would go wrong.
+    let src = model_dir("tiny-custom-voice");
+    let dir =
+        std::env::temp_dir().join(format!("q3tts-tokgap-{}-{}", std::process::id(), unique()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["merges.txt", "tokenizer_config.json"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let mut vocab: serde_json::Map<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(src.join("vocab.json")).unwrap()).unwrap();
+    for special in [
+        "<|endoftext|>",
+        "<|im_start|>",
+        "<|im_end|>",
+        "<tts_pad>",
+        "<tts_text_bos>",
+        "<tts_text_eod>",
+    ] {
+        assert!(vocab.remove(special).is_some());
+    }
+    std::fs::write(
+        dir.join("vocab.json"),
+        serde_json::to_string(&vocab).unwrap(),
+    )
+    .unwrap();
+    let t = TextTokenizer::from_vocab_merges(&dir).unwrap();
+    let fx = Fixture::load("text_to_wav_custom_voice");
+    let ids = t
+        .encode(&assistant_prompt(fx.meta["text"].as_str().unwrap()))
+        .unwrap();
+    assert_eq!(ids, fx.ids("input_ids"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
