@@ -103,9 +103,9 @@ fn with_context(x: &Tensor, context: usize, slot: usize, st: &mut DecoderState) 
 /// the full transposed conv with its last `k − s` samples cut, so T inputs give T·s outputs.
 #[derive(Debug, Clone)]
 pub(crate) struct CausalConvTranspose1d {
-    /// `[C_in, C_out · n · s]`: the kernel zero-padded to `n·s` taps, so each input frame writes
-    /// `n` whole output blocks of `s` samples.
-    w_mat: Tensor,
+    /// `[C_out · n · s, C_in]`: the kernel zero-padded to `n·s` taps (so each input frame writes
+    /// `n` whole output blocks of `s` samples), one row per output tap.
+    w_rows: Tensor,
     bias: Tensor,
     c_out: usize,
     stride: usize,
@@ -128,16 +128,20 @@ impl CausalConvTranspose1d {
         let w = vb.get((c_in, c_out, kernel), "weight")?;
         let blocks = kernel.div_ceil(stride);
         let w = w.pad_with_zeros(2, 0, blocks * stride - kernel)?;
-        let w_mat = w.reshape((c_in, c_out * blocks * stride))?.contiguous()?;
+        let w_rows = w.reshape((c_in, c_out * blocks * stride))?.t()?.contiguous()?;
         let bias = vb.get(c_out, "bias")?.reshape((1, c_out, 1))?;
-        Ok(Self { w_mat, bias, c_out, stride, blocks, slot: slots.next() })
+        Ok(Self { w_rows, bias, c_out, stride, blocks, slot: slots.next() })
     }
 
     pub(crate) fn forward(&self, x: &Tensor, st: &mut DecoderState) -> Result<Tensor> {
         let (_, _, t) = x.dims3()?;
         let (n, s, co) = (self.blocks, self.stride, self.c_out);
         let xt = x.squeeze(0)?.t()?.contiguous()?; // [T, C_in]
-        let z = xt.matmul(&self.w_mat)?.reshape((t, co, n, s))?; // [T, C_out, n, s]
+        let z = match super::cpu::linear_rows(&xt, &self.w_rows, None) {
+            Some(z) => z?,
+            None => xt.matmul(&self.w_rows.t()?)?,
+        };
+        let z = z.reshape((t, co, n, s))?; // [T, C_out, n, s]
         // Block b of the output collects z[b - j, :, j, :] for every tap block j.
         let mut acc = z.narrow(2, 0, 1)?.squeeze(2)?.pad_with_zeros(0, 0, n - 1)?;
         for j in 1..n {

@@ -99,3 +99,122 @@ pub(crate) fn snake(x: &Tensor, alpha: &[f32], inv_beta: &[f32]) -> Option<Resul
     })?;
     Some(Tensor::from_vec(y, (1, c, t), x.device()).map_err(Into::into))
 }
+
+
+/// Rows up to which [`linear_rows`] beats the general GEMM (streaming chunks of a few frames).
+pub(crate) const SMALL_ROWS: usize = 8;
+
+/// `x` `[m, in]` · `w` `[out, in]`ᵀ (+ `bias`) for few rows: one dot product per output, parallel
+/// over output rows, reading each weight row once. `None` for more than [`SMALL_ROWS`] rows or
+/// tensors off the CPU.
+pub(crate) fn linear_rows(x: &Tensor, w: &Tensor, bias: Option<&[f32]>) -> Option<Result<Tensor>> {
+    let (m, k) = x.dims2().ok()?;
+    let (out, k_w) = w.dims2().ok()?;
+    if m == 0 || m > SMALL_ROWS || k != k_w || k == 0 || bias.is_some_and(|b| b.len() != out) {
+        return None;
+    }
+    const ROWS_PER_TASK: usize = 32;
+    let yt = with_f32(x, |xs| {
+        with_f32(w, |ws| {
+            let mut yt = vec![0f32; out * m]; // [out, m]
+            yt.par_chunks_mut(ROWS_PER_TASK * m).enumerate().for_each(|(task, dst)| {
+                let o0 = task * ROWS_PER_TASK;
+                for (r, d) in dst.chunks_mut(m).enumerate() {
+                    let o = o0 + r;
+                    let wr = &ws[o * k..(o + 1) * k];
+                    let b = bias.map_or(0.0, |b| b[o]);
+                    for (i, v) in d.iter_mut().enumerate() {
+                        *v = dot(&xs[i * k..(i + 1) * k], wr) + b;
+                    }
+                }
+            });
+            yt
+        })
+    })??;
+    let mut y = vec![0f32; m * out];
+    for (o, row) in yt.chunks(m).enumerate() {
+        for (i, v) in row.iter().enumerate() {
+            y[i * out + o] = *v;
+        }
+    }
+    Some(Tensor::from_vec(y, (m, out), x.device()).map_err(Into::into))
+}
+
+/// Dot product: AVX2/FMA when the CPU has it (checked once at run time), else a portable loop
+/// with eight independent accumulators.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static FMA: OnceLock<bool> = OnceLock::new();
+        if *FMA.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            // SAFETY: the CPU supports AVX2 and FMA (checked above).
+            return unsafe { dot_fma(a, b) };
+        }
+    }
+    dot_portable(a, b)
+}
+
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for j in 0..8 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_fma(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mut i = 0;
+    while i + 16 <= n {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8)), _mm256_loadu_ps(pb.add(i + 8)), acc1);
+        i += 16;
+    }
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(acc0, acc1));
+    let mut s: f32 = lanes.iter().sum();
+    while i < n {
+        s += *pa.add(i) * *pb.add(i);
+        i += 1;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn linear_rows_matches_matmul() {
+        let d = Device::Cpu;
+        let w = Tensor::arange(0f32, 37.0 * 13.0, &d).unwrap().reshape((37, 13)).unwrap().sin().unwrap();
+        let b: Vec<f32> = (0..37).map(|i| i as f32 * 0.1).collect();
+        for m in [1, 3, SMALL_ROWS] {
+            let x = Tensor::arange(0f32, (m * 13) as f32, &d).unwrap().reshape((m, 13)).unwrap().cos().unwrap();
+            let want = x.matmul(&w.t().unwrap()).unwrap().broadcast_add(&Tensor::new(b.as_slice(), &d).unwrap()).unwrap();
+            let got = linear_rows(&x, &w, Some(&b)).unwrap().unwrap();
+            let err = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(err < 1e-5, "m {m}: {err}");
+        }
+        let (a, b): (Vec<f32>, Vec<f32>) = (0..100).map(|i| ((i as f32).sin(), (i as f32 * 0.3).cos())).unzip();
+        assert!((dot(&a, &b) - dot_portable(&a, &b)).abs() < 1e-4);
+        let x = Tensor::zeros((SMALL_ROWS + 1, 13), candle_core::DType::F32, &d).unwrap();
+        assert!(linear_rows(&x, &w, None).is_none());
+    }
+}
+

@@ -12,6 +12,7 @@ mod conv;
 mod cpu;
 mod decoder;
 mod encoder;
+mod linear;
 mod quantizer;
 pub mod random;
 mod rope;

@@ -6,8 +6,10 @@
 //! positions in the [`DecoderState`], and positions continue from chunk to chunk, so a chunk
 //! attends exactly to what the one-shot decode would. The per-chunk cost is bounded by the window.
 
-use candle_core::{Module, Tensor};
-use candle_nn::{linear, linear_no_bias, Linear, VarBuilder};
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+
+use super::linear::Linear;
 
 use super::rope::{repeat_kv, window_mask, Rope};
 use super::stream::DecoderState;
@@ -45,10 +47,10 @@ impl Attention {
         let (h, d, kv) = (cfg.hidden_size, cfg.head_dim(), cfg.num_kv_heads());
         let n = cfg.num_attention_heads;
         Ok(Self {
-            q: linear_no_bias(h, n * d, vb.pp("q_proj"))?,
-            k: linear_no_bias(h, kv * d, vb.pp("k_proj"))?,
-            v: linear_no_bias(h, kv * d, vb.pp("v_proj"))?,
-            o: linear_no_bias(n * d, h, vb.pp("o_proj"))?,
+            q: Linear::load(vb.pp("q_proj"), h, n * d, false)?,
+            k: Linear::load(vb.pp("k_proj"), h, kv * d, false)?,
+            v: Linear::load(vb.pp("v_proj"), h, kv * d, false)?,
+            o: Linear::load(vb.pp("o_proj"), n * d, h, false)?,
             heads: n,
             kv_heads: kv,
             head_dim: d,
@@ -95,9 +97,9 @@ struct Mlp {
 impl Mlp {
     fn load(vb: VarBuilder, hidden: usize, inter: usize) -> Result<Self> {
         Ok(Self {
-            gate: linear_no_bias(hidden, inter, vb.pp("gate_proj"))?,
-            up: linear_no_bias(hidden, inter, vb.pp("up_proj"))?,
-            down: linear_no_bias(inter, hidden, vb.pp("down_proj"))?,
+            gate: Linear::load(vb.pp("gate_proj"), hidden, inter, false)?,
+            up: Linear::load(vb.pp("up_proj"), hidden, inter, false)?,
+            down: Linear::load(vb.pp("down_proj"), inter, hidden, false)?,
         })
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -162,10 +164,10 @@ impl PreTransformer {
             .map(|i| Layer::load(vb.pp(format!("layers.{i}")), cfg))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            input_proj: linear(cfg.latent_dim, cfg.hidden_size, vb.pp("input_proj"))?,
+            input_proj: Linear::load(vb.pp("input_proj"), cfg.latent_dim, cfg.hidden_size, true)?,
             layers,
             norm: RmsNorm::load(vb.pp("norm"), cfg.hidden_size, cfg.rms_norm_eps)?,
-            output_proj: linear(cfg.hidden_size, cfg.latent_dim, vb.pp("output_proj"))?,
+            output_proj: Linear::load(vb.pp("output_proj"), cfg.hidden_size, cfg.latent_dim, true)?,
             rope: Rope::new(cfg.head_dim(), cfg.rope_theta),
             window: cfg.sliding_window,
         })

@@ -3,8 +3,10 @@
 //! LayerNorm over channels (eps 1e-6), Linear ×4, exact GELU, Linear back, per-channel `gamma`,
 //! residual.
 
-use candle_core::{Module, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+
+use super::linear::Linear;
 
 use super::conv::{to_channel_major, to_time_major, CausalConvTranspose1d, CausalDepthwiseConv1d};
 use super::stream::{DecoderState, SlotAlloc};
@@ -29,8 +31,8 @@ impl ConvNeXtBlock {
             dwconv: CausalDepthwiseConv1d::load(vb.pp("dwconv"), dim, DW_KERNEL, slots)?,
             norm_w: vb.pp("norm").get(dim, "weight")?,
             norm_b: vb.pp("norm").get(dim, "bias")?,
-            pwconv1: linear(dim, 4 * dim, vb.pp("pwconv1"))?,
-            pwconv2: linear(4 * dim, dim, vb.pp("pwconv2"))?,
+            pwconv1: Linear::load(vb.pp("pwconv1"), dim, 4 * dim, true)?,
+            pwconv2: Linear::load(vb.pp("pwconv2"), 4 * dim, dim, true)?,
             gamma: vb.get(dim, "gamma")?,
         })
     }
