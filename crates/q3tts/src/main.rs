@@ -10,6 +10,8 @@ mod handler;
 mod inline;
 mod model;
 mod protocol;
+#[cfg(test)]
+mod protocol_props;
 mod shell;
 mod stress;
 
