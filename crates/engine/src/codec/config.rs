@@ -58,6 +58,12 @@ pub struct DecoderConfig {
     /// Vocoder block strides.
     pub upsample_rates: Vec<usize>,
     pub decoder_dim: usize,
+    /// Must be false (the released decoder has no attention biases).
+    #[serde(default)]
+    pub attention_bias: bool,
+    /// Must be "silu" (the pre-transformer's SwiGLU).
+    #[serde(default = "default_silu")]
+    pub hidden_act: String,
 }
 
 /// `encoder_config`: the Mimi encoder (SEANet, transformer, downsample, split RVQ).
@@ -196,6 +202,12 @@ impl CodecConfig {
         if d.head_dim() % 2 != 0 || d.head_dim() == 0 {
             return Err(format!("decoder_config.head_dim {} must be even and positive", d.head_dim()));
         }
+        if d.attention_bias {
+            return Err("decoder_config.attention_bias is true; the 12 Hz decoder has no attention biases".into());
+        }
+        if d.hidden_act != "silu" {
+            return Err(format!("decoder_config.hidden_act {:?} is not supported (expected silu)", d.hidden_act));
+        }
         if d.sliding_window == Some(0) {
             return Err("decoder_config.sliding_window must be positive or null".into());
         }
@@ -288,3 +300,40 @@ fn default_frame_rate() -> f64 { 12.5 }
 fn default_ratios() -> Vec<usize> { vec![8, 6, 5, 4] }
 fn default_pad_mode() -> String { "constant".into() }
 fn default_hidden_act() -> String { "gelu".into() }
+fn default_silu() -> String { "silu".into() }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> serde_json::Value {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/tiny-base/speech_tokenizer/config.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn tiny_config_parses_with_every_dimension() {
+        let cfg: CodecConfig = serde_json::from_value(tiny()).unwrap();
+        cfg.validate().unwrap();
+        let d = &cfg.decoder_config;
+        assert_eq!((d.codebook_size, d.head_dim(), d.sliding_window, d.samples_per_frame()), (64, 8, Some(8), 1920));
+        let e = cfg.encoder_config.as_ref().unwrap();
+        assert_eq!((e.encodec_frame_rate(), e.downsample_kernel(), e.vq_dim()), (25, 4, 16));
+    }
+
+    #[test]
+    fn impossible_configs_name_the_field() {
+        let bad = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = tiny();
+            f(&mut v);
+            serde_json::from_value::<CodecConfig>(v).unwrap().validate().unwrap_err()
+        };
+        assert!(bad(&|v| v["decoder_config"]["num_quantizers"] = 8.into()).contains("num_quantizers"));
+        assert!(bad(&|v| v["decoder_config"]["upsample_rates"] = serde_json::json!([8, 5, 4])).contains("decode_upsample_rate"));
+        assert!(bad(&|v| v["decoder_config"]["num_key_value_heads"] = 3.into()).contains("num_key_value_heads"));
+        assert!(bad(&|v| v["decoder_config"]["sliding_window"] = 0.into()).contains("sliding_window"));
+        assert!(bad(&|v| v["decoder_config"]["attention_bias"] = true.into()).contains("attention_bias"));
+        assert!(bad(&|v| v["encoder_config"]["hidden_act"] = "relu".into()).contains("hidden_act"));
+        assert!(bad(&|v| v["encoder_valid_num_quantizers"] = 40.into()).contains("encoder_valid_num_quantizers"));
+    }
+}

@@ -163,6 +163,8 @@ impl Codec {
 
     /// Decodes the next frames of a stream: `codes.len()` frames → exactly that many × 1920
     /// samples, equal to the corresponding slice of the one-shot decode of the whole sequence.
+    /// Codes are checked before anything runs, so a rejected chunk leaves the stream untouched;
+    /// after any other error the stream's state is undefined and a new stream must be started.
     pub fn decode_chunk(&self, state: &mut DecoderState, codes: &[[u32; NUM_QUANTIZERS]]) -> Result<Vec<f32>> {
         state.check_owner(self.id)?;
         self.check_codes(codes)?;

@@ -87,7 +87,7 @@ impl DecoderQuantizer {
                     None => e,
                 });
             }
-            Ok(acc.expect("at least one codebook per quantizer"))
+            acc.ok_or_else(|| crate::Error::InvalidRequest("a residual quantizer without codebooks".into()))
         };
         let first = self.first_proj.forward(&sum(&self.first, 0)?)?;
         let rest = self.rest_proj.forward(&sum(&self.rest, self.first.len())?)?;
