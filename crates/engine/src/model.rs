@@ -468,6 +468,7 @@ impl Model {
             self.clone(),
             generator,
             decoder,
+            req.first_chunk_frames.unwrap_or(req.chunk_frames),
             req.chunk_frames,
             cancel,
             seed,

@@ -64,9 +64,9 @@ impl Planner<'_> {
         if req.text.trim().is_empty() {
             return Err(Error::InvalidRequest("the text to speak is empty".into()));
         }
-        if req.chunk_frames == 0 {
+        if req.chunk_frames == 0 || req.first_chunk_frames == Some(0) {
             return Err(Error::InvalidRequest(
-                "chunk_frames must be at least 1".into(),
+                "chunk_frames and first_chunk_frames must be at least 1".into(),
             ));
         }
         let tc = &self.config.talker_config;

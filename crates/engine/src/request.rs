@@ -40,6 +40,9 @@ pub struct SynthesisRequest {
     pub sampling: SamplingOptions,
     /// Frames per emitted audio chunk (1 frame = 1920 samples = 80 ms).
     pub chunk_frames: usize,
+    /// Frames in the first chunk only (a small first chunk means early audio); `None` uses
+    /// `chunk_frames`.
+    pub first_chunk_frames: Option<usize>,
     /// Prompt layout override. `None` keeps the reference's defaults per mode
     /// (non-streaming text for CustomVoice and VoiceDesign, streaming text for voice clone).
     pub non_streaming_mode: Option<bool>,
@@ -58,6 +61,7 @@ impl Default for SynthesisRequest {
             ref_text: None,
             sampling: SamplingOptions::default(),
             chunk_frames: 4,
+            first_chunk_frames: None,
             non_streaming_mode: None,
             suppress_eos: false,
         }

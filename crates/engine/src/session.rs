@@ -21,7 +21,7 @@ pub struct SessionStats {
 }
 
 /// One utterance in progress. Iterating pulls frames from the model and yields decoded chunks of
-/// `chunk_frames` frames (the last may be shorter). Returns `Err(Error::Cancelled)` once if the
+/// `chunk_frames` frames (the first has `first_chunk_frames`, the last may be shorter). Returns `Err(Error::Cancelled)` once if the
 /// token is cancelled, then ends.
 pub struct Session {
     model: Model,
@@ -29,7 +29,9 @@ pub struct Session {
     stats: SessionStats,
     generator: Generator,
     decoder: DecoderState,
+    first_chunk_frames: usize,
     chunk_frames: usize,
+    chunks: usize,
     pending: Vec<Frame>,
     codes: Vec<Frame>,
     cancel: CancelToken,
@@ -44,6 +46,7 @@ impl Session {
         model: Model,
         generator: Generator,
         decoder: DecoderState,
+        first_chunk_frames: usize,
         chunk_frames: usize,
         cancel: CancelToken,
         seed: u64,
@@ -62,7 +65,9 @@ impl Session {
             stats,
             generator,
             decoder,
+            first_chunk_frames: first_chunk_frames.max(1),
             chunk_frames: chunk_frames.max(1),
+            chunks: 0,
             pending: Vec::new(),
             codes: Vec::new(),
             cancel,
@@ -95,6 +100,7 @@ impl Session {
     fn decode_pending(&mut self) -> Result<AudioChunk> {
         let t0 = Instant::now();
         let frames = std::mem::take(&mut self.pending);
+        self.chunks += 1;
         let wav = self
             .model
             .codec()
@@ -132,7 +138,12 @@ impl Iterator for Session {
                     self.codes.push(frame);
                     self.pending.push(frame);
                     self.stats.frames += 1;
-                    if self.pending.len() >= self.chunk_frames {
+                    let want = if self.chunks == 0 {
+                        self.first_chunk_frames
+                    } else {
+                        self.chunk_frames
+                    };
+                    if self.pending.len() >= want {
                         let r = self.decode_pending();
                         if r.is_err() {
                             self.done = true;

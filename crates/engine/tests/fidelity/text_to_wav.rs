@@ -100,6 +100,23 @@ fn check(m: &Model, name: &str) -> Vec<String> {
             "a finished session stays finished"
         );
     }
+    // A one-frame first chunk, then chunks of 4: same audio, early first chunk.
+    let mut req = request(&fx, 4);
+    req.first_chunk_frames = Some(1);
+    let lens: Vec<usize> = m
+        .synthesize(&req, CancelToken::new())
+        .unwrap()
+        .map(|c| c.unwrap().len())
+        .collect();
+    let frames = want_codes.len();
+    let mut expect = vec![1];
+    let mut left = frames - 1;
+    while left > 0 {
+        expect.push(left.min(4));
+        left -= left.min(4);
+    }
+    let expect: Vec<usize> = expect.into_iter().map(|f| f * SAMPLES_PER_FRAME).collect();
+    assert_eq!(lens, expect, "{name}: first chunk 1 frame, then 4");
     plan.notes
 }
 
