@@ -40,7 +40,7 @@ pub struct GenerationTrace {
     pub talker_scores: Vec<Vec<f32>>,
     /// The chosen codebook-0 tokens, including a final EOS or dropped token.
     pub talker_sequence: Vec<u32>,
-    /// Talker final-norm hidden state `[hidden]` that fed each frame's code predictor.
+    /// Per frame: the code predictor's inputs (talker hidden state, C(c0)) and raw logits.
     pub frames: Vec<FrameTrace>,
 }
 

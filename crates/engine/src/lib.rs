@@ -7,6 +7,26 @@
 //!
 //! Load once with [`Model::load`], then call [`Model::synthesize`] per request; the returned
 //! [`Session`] is an iterator of [`AudioChunk`]s (24 kHz mono f32).
+//!
+//! ```no_run
+//! use q3tts_engine::{CancelToken, LoadOptions, Model, SynthesisRequest};
+//! let model = Model::load("Qwen3-TTS-12Hz-0.6B-CustomVoice".as_ref(), &LoadOptions::default())?;
+//! let req = SynthesisRequest { speaker: Some("ryan".into()), language: "english".into(),
+//!                              ..SynthesisRequest::new("Hello, world.") };
+//! for chunk in model.synthesize(&req, CancelToken::new())? {
+//!     let chunk = chunk?; // chunk_frames × 1920 samples, streamed as frames are generated
+//! #   let _ = chunk;
+//! }
+//! # Ok::<(), q3tts_engine::Error>(())
+//! ```
+//!
+//! The text side, one concept per module: [`config`] (config.json / generation_config.json),
+//! [`weights`] (single or sharded safetensors), [`text_tokenizer`] (Qwen2 byte-level BPE),
+//! [`transformer`] (the Qwen3 decoder stack), [`talker`], [`code_predictor`], [`plan`] (request
+//! → ids, voice, parameters), [`prompt`] (the dual-track prefill of every prompt mode),
+//! [`sampling`] (the reference's logits processors and warpers), [`generate`] (the frame loop),
+//! [`voice_clone`] (speaker encoder wiring), [`presets`] (released dimensions, random weights).
+//! The audio side: [`codec`] (12 Hz decoder and encoder) and [`speaker`] (x-vector).
 
 mod cancel;
 mod chunk;

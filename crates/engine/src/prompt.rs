@@ -178,7 +178,7 @@ fn repeat(row: &Tensor, n: usize) -> Result<Tensor> {
     row.broadcast_as((n, h))?.contiguous()
 }
 
-/// One vector per frame: C(code0) + Σ_g code_predictor.codec_embedding[g-1](code_g).
+/// One vector per frame: `C(code0) + Σ_g code_predictor.codec_embedding[g-1](code_g)`.
 pub fn frame_embeddings(
     talker: &Talker,
     cp: &CodePredictor,
