@@ -3,6 +3,9 @@
 //! turn an impossible configuration into an error before any weight is read. Missing optional
 //! fields take the reference classes' defaults; every dimension the codec uses is read from here.
 
+// `%` rather than `is_multiple_of`, which needs Rust 1.87 (the workspace supports 1.85).
+#![allow(clippy::manual_is_multiple_of)]
+
 use serde::Deserialize;
 
 /// The whole `speech_tokenizer/config.json`.
@@ -259,7 +262,7 @@ impl EncoderConfig {
         if self.compress == 0 || self.num_filters == 0 || self.hidden_size == 0 {
             return Err("encoder_config.compress, num_filters and hidden_size must be positive".into());
         }
-        if !(self.frame_rate > 0.0) || self.downsample_kernel() < 2 {
+        if self.frame_rate.is_nan() || self.frame_rate <= 0.0 || self.downsample_kernel() < 2 {
             return Err(format!(
                 "encoder_config.frame_rate {} does not give a stride-2 downsample from {} Hz",
                 self.frame_rate,

@@ -83,7 +83,7 @@ impl Attention {
         // Keep what the next chunk's first query can still see: the last window − 1 positions.
         let keep = ctx.window.map_or(k_len, |w| k_len.min(w - 1));
         *cache = Some((k.narrow(2, k_len - keep, keep)?.contiguous()?, v.narrow(2, k_len - keep, keep)?.contiguous()?));
-        Ok(self.o.forward(&y)?)
+        self.o.forward(&y)
     }
 }
 
@@ -104,7 +104,7 @@ impl Mlp {
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let g = candle_nn::ops::silu(&self.gate.forward(x)?)?;
-        Ok(self.down.forward(&(g * self.up.forward(x)?)?)?)
+        self.down.forward(&(g * self.up.forward(x)?)?)
     }
 }
 
@@ -186,6 +186,6 @@ impl PreTransformer {
         for (layer, cache) in self.layers.iter().zip(st.kv.iter_mut()) {
             h = layer.forward(&h, &ctx, cache)?;
         }
-        Ok(self.output_proj.forward(&self.norm.forward(&h)?)?)
+        self.output_proj.forward(&self.norm.forward(&h)?)
     }
 }

@@ -131,7 +131,7 @@ pub(crate) fn mel_filterbank() -> Vec<Vec<(usize, f64)>> {
                     let lower = (f - pts[i]) / d0;
                     let upper = (pts[i + 2] - f) / d1;
                     let w = lower.min(upper).max(0.0) as f32;
-                    (w > 0.0).then(|| (k, (w * enorm as f32) as f64))
+                    (w > 0.0).then_some((k, (w * enorm as f32) as f64))
                 })
                 .collect()
         })
