@@ -7,7 +7,7 @@ use candle_nn::VarBuilder;
 
 use crate::config::ModelConfig;
 use crate::speaker::{SpeakerEncoder, SpeakerEncoderConfig};
-use crate::{Error, Result};
+use crate::Result;
 
 /// Something that turns 24 kHz mono audio into a speaker embedding `[enc_dim]` (f32).
 pub trait XVectorSource: Send + Sync {
@@ -41,10 +41,6 @@ pub fn load_speaker_encoder(
     }
     Ok(
         SpeakerEncoder::load(vb.clone().set_dtype(DType::F32).pp("speaker_encoder"), &sc)
-            .map(|e| Box::new(e) as Box<dyn XVectorSource>)
-            .map_err(|e| match e {
-                Error::InvalidRequest(m) => Error::InvalidRequest(m),
-                other => other,
-            }),
+            .map(|e| Box::new(e) as Box<dyn XVectorSource>),
     )
 }
