@@ -1,0 +1,186 @@
+//! The fault table of the stress issue, row by row, against a real daemon with the tiny model.
+//! Rows tested elsewhere: an atomic rename of the handler (`reload.rs`), SIGKILL of an idle
+//! daemon then `serve` again (`instance.rs`), SIGTERM with requests queued (`control.rs`).
+//! Here: the handler deleted and restored, the handler truncated mid-save, unwritable outputs,
+//! SIGKILL in the middle of a request, and a client process killed mid-request.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+fn handler_v(v: &str) -> String {
+    format!("fn handle(model, request) {{\n    let x = \"{v}\";\n    #{{ v: x }}\n}}\n")
+}
+
+fn message(r: &Value) -> &str {
+    r["message"].as_str().unwrap_or_else(|| panic!("no message: {r}"))
+}
+
+/// A short synthesis to a file with the default handler; must succeed with audio.
+fn good_request(d: &Daemon, out: &Path) {
+    let r = request(
+        &d.socket,
+        generate("Still here.", json!({"output": out, "options": {"max_new_tokens": 4, "greedy": true}})),
+    );
+    assert_eq!(r["status"], "ok", "{r}");
+    assert!(r["audio_seconds"].as_f64().unwrap() > 0.0, "{r}");
+    assert!(!read_audio(out).is_empty());
+}
+
+#[test]
+fn handler_deleted_is_an_error_naming_it_until_restored() {
+    let s = Scratch::new();
+    s.write("handlers.rhai", &handler_v("one"));
+    let d = Daemon::start(&s, &[]);
+    assert_eq!(request(&d.socket, generate("a", json!({})))["v"], "one");
+
+    std::fs::remove_file(s.handler()).unwrap();
+    let r = request(&d.socket, generate("b", json!({})));
+    assert_eq!(r["status"], "error", "{r}");
+    let m = message(&r);
+    assert!(m.contains(&s.handler().display().to_string()), "{m}");
+    assert!(m.contains("q3tts init"), "{m}");
+    d.wait_log("[reload] error:");
+    // Still an error on the next request (not a silent switch to the built-in handler).
+    assert_eq!(request(&d.socket, generate("c", json!({})))["status"], "error");
+
+    s.write("handlers.rhai", &handler_v("two"));
+    let r = request(&d.socket, generate("d", json!({})));
+    assert_eq!(r["status"], "ok", "{r}");
+    assert_eq!(r["v"], "two");
+}
+
+#[test]
+fn handler_truncated_mid_save_is_a_syntax_error_with_its_position() {
+    let s = Scratch::new();
+    s.write("handlers.rhai", &handler_v("whole"));
+    let d = Daemon::start(&s, &[]);
+    assert_eq!(request(&d.socket, generate("a", json!({})))["v"], "whole");
+
+    // The editor has written only the first part of the file (a same-second, shorter save).
+    let full = handler_v("saved");
+    let cut = &full[..full.find("#{").unwrap() + 5];
+    s.write("handlers.rhai", cut);
+    let r = request(&d.socket, generate("b", json!({})));
+    assert_eq!(r["status"], "error", "{r}");
+    let m = message(&r);
+    let at = format!("{}:", s.handler().display());
+    let pos = m.find(&at).unwrap_or_else(|| panic!("no path in {m}"));
+    let rest: Vec<&str> = m[pos + at.len()..].splitn(3, ':').collect();
+    assert!(rest.len() == 3, "no line:col in {m}");
+    assert!(rest[0].parse::<u32>().unwrap() >= 3, "line in {m}");
+    assert!(rest[1].parse::<u32>().is_ok(), "column in {m}");
+    assert!(m.contains("syntax error"), "{m}");
+
+    // The save completes: the next request runs the new code.
+    s.write("handlers.rhai", &full);
+    let r = request(&d.socket, generate("c", json!({})));
+    assert_eq!(r["v"], "saved", "{r}");
+}
+
+#[test]
+fn unwritable_outputs_are_errors_naming_path_and_reason_and_the_daemon_serves_on() {
+    let s = Scratch::new();
+    let d = Daemon::start(&s, &[]);
+    std::fs::create_dir(s.path("adir")).unwrap();
+    s.write("afile", "");
+    let mut cases: Vec<(String, &str)> = vec![
+        (s.path("adir").display().to_string(), "is a directory"),
+        ("/dev/full".into(), "no space left on device"),
+        (s.path("afile/out.wav").display().to_string(), "Not a directory"),
+        (s.path("missing/out.wav").display().to_string(), "does not exist"),
+    ];
+    if unsafe { libc::geteuid() } == 0 {
+        // Root writes through permission bits; sysfs refuses new files to everyone.
+        cases.push(("/sys/out.wav".into(), "permission denied"));
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir(s.path("ro")).unwrap();
+        std::fs::set_permissions(s.path("ro"), std::fs::Permissions::from_mode(0o500)).unwrap();
+        cases.push((s.path("ro/out.wav").display().to_string(), "permission denied"));
+    }
+    for (i, (out, reason)) in cases.iter().enumerate() {
+        let r = request(
+            &d.socket,
+            generate("Hello there.", json!({"output": out, "options": {"max_new_tokens": 4, "format": "wav"}})),
+        );
+        assert_eq!(r["status"], "error", "{out}: {r}");
+        let m = message(&r);
+        assert!(m.contains(out.as_str()), "{out}: {m}");
+        assert!(m.to_lowercase().contains(&reason.to_lowercase()), "{out}: {m}");
+        good_request(&d, &s.path(&format!("good-{i}.wav")));
+    }
+}
+
+#[test]
+fn sigkill_mid_request_ends_the_client_and_serve_starts_again() {
+    let s = Scratch::new();
+    s.write("handlers.rhai", STREAM_HANDLER);
+    let mut d = Daemon::start(&s, &[]);
+    let mut c = Conn::open(&d.socket);
+    c.send(&stream_request("cut short", 100_000));
+    c.until_event("started");
+    d.signal(libc::SIGKILL);
+    d.wait_exit();
+    // The waiting client sees the connection end (no hang; the read timeout is 30 s).
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match c.stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the client did not see the end: {e}"),
+        }
+    }
+    let lock = s.path("d.sock.lock");
+    assert!(s.socket().exists() && lock.exists(), "SIGKILL leaves socket and lock file");
+    // The kernel released the lock: a new daemon takes it and replaces the stale socket.
+    let d2 = Daemon::start(&s, &[]);
+    assert_eq!(read_to(&lock).trim(), d2.child.id().to_string());
+    let r = request(&d2.socket, stream_request("after", 1));
+    assert_eq!(r["status"], "ok", "{r}");
+}
+
+#[test]
+fn client_killed_mid_request_cancels_its_utterance() {
+    let s = Scratch::new();
+    let d = Daemon::start(&s, &[]);
+    let text = "A long one, never ending.";
+    // EOS suppressed and a large token cap: the utterance runs until something stops it.
+    let mut client = Command::new(EXE)
+        .arg("--socket")
+        .arg(s.socket())
+        .arg("--handlers")
+        .arg(s.handler())
+        .args(["-x", "suppress_eos=true", "--max-new-tokens", "100000", "-o"])
+        .arg(s.path("long.wav"))
+        .arg(text)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let st = request(&d.socket, json!({"action": "status"}));
+        if st["generating"] == text {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "never started: {}", d.log());
+        assert!(client.try_wait().unwrap().is_none(), "the client ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    client.kill().unwrap();
+    client.wait().unwrap();
+    d.wait_log("[cancel] \"A long one, never ending.\" (client hung up)");
+    let start = Instant::now();
+    while request(&d.socket, json!({"action": "status"}))["generating"] != Value::Null {
+        assert!(start.elapsed() < Duration::from_secs(20), "the utterance goes on: {}", d.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    good_request(&d, &s.path("next.wav"));
+}
