@@ -97,6 +97,9 @@ pub struct ModelParts {
     /// The root of model.safetensors (`talker.*`, `speaker_encoder.*`).
     pub weights: VarBuilder<'static>,
     pub dtype: DType,
+    /// Keep the text-embedding table in this dtype (the checkpoint's, when it is narrower than
+    /// `dtype`) to save memory; `None` stores it in `dtype`.
+    pub text_embedding_dtype: Option<DType>,
     pub codec: Codec,
 }
 
@@ -138,6 +141,9 @@ impl Model {
         let files = WeightFiles::find(dir)?;
         let weights = files.var_builder(opts.dtype, &opts.device)?;
         let codec = Codec::load(&dir.join("speech_tokenizer"), &opts.device)?;
+        let text_embedding_dtype = files
+            .stored_dtype("talker.model.text_embedding.weight")
+            .filter(|d| d.size_in_bytes() < opts.dtype.size_in_bytes());
         let parts = ModelParts {
             path: dir.into(),
             config,
@@ -145,6 +151,7 @@ impl Model {
             tokenizer,
             weights,
             dtype: opts.dtype,
+            text_embedding_dtype,
             codec,
         };
         Model::from_parts(parts).map_err(|e| match e {
@@ -167,7 +174,8 @@ impl Model {
             ),
         })?;
         let tc = &cfg.talker_config;
-        let talker = Talker::load(tc, p.weights.pp("talker"))?;
+        let talker =
+            Talker::load_with_table_dtype(tc, p.weights.pp("talker"), p.text_embedding_dtype)?;
         let code_predictor = CodePredictor::load(tc, p.weights.pp("talker").pp("code_predictor"))?;
         let cp_vocab = tc.code_predictor_config.vocab_size;
         if p.codec.codebook_size() != cp_vocab {

@@ -37,6 +37,11 @@ impl RealSize {
 
 /// The CustomVoice `config.json` of a released size (speakers, languages, ids as published).
 pub fn custom_voice_config(size: RealSize) -> ModelConfig {
+    serde_json::from_str(&custom_voice_config_json(size)).expect("the built-in preset config parses")
+}
+
+/// [`custom_voice_config`] as JSON text (for writing a checkpoint to disk).
+pub fn custom_voice_config_json(size: RealSize) -> String {
     let (tag, hidden, intermediate) = match size {
         RealSize::B0_6 => ("0b6", 1024, 3072),
         RealSize::B1_7 => ("1b7", 2048, 6144),
@@ -68,7 +73,7 @@ pub fn custom_voice_config(size: RealSize) -> ModelConfig {
   }}
 }}"#
     );
-    serde_json::from_str(&json).expect("the built-in preset config parses")
+    json
 }
 
 /// The released checkpoints' `generation_config.json`.
@@ -82,8 +87,12 @@ pub fn generation_config() -> GenerationConfig {
 /// The released speech tokenizer's decoder (`speech_tokenizer/config.json`, decoder part only:
 /// the encoder is needed only to clone voices).
 pub fn speech_tokenizer_config() -> CodecConfig {
-    serde_json::from_str(
-        r#"{
+    serde_json::from_str(SPEECH_TOKENIZER_CONFIG_JSON)
+        .expect("the built-in speech tokenizer preset parses")
+}
+
+/// [`speech_tokenizer_config`] as JSON text.
+pub const SPEECH_TOKENIZER_CONFIG_JSON: &str = r#"{
   "encoder_valid_num_quantizers": 16, "input_sample_rate": 24000, "output_sample_rate": 24000,
   "decode_upsample_rate": 1920, "encode_downsample_rate": 1920,
   "decoder_config": {
@@ -96,10 +105,7 @@ pub fn speech_tokenizer_config() -> CodecConfig {
     "max_position_embeddings": 8000, "semantic_codebook_size": 4096,
     "vector_quantization_hidden_dimension": 512
   }
-}"#,
-    )
-    .expect("the built-in speech tokenizer preset parses")
-}
+}"#;
 
 /// A byte-level tokenizer with the released special-token ids (no merges, so every byte is a
 /// token; "assistant", "user" and "\n" get their real ids 77091, 872 and 198). Enough to drive
@@ -182,6 +188,7 @@ pub fn random_custom_voice(
         tokenizer: synthetic_tokenizer(),
         weights: vb,
         dtype,
+        text_embedding_dtype: None,
         codec,
     })
 }

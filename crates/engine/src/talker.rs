@@ -22,12 +22,27 @@ pub struct Talker {
 impl Talker {
     /// Load from the `talker` prefix of model.safetensors.
     pub fn load(cfg: &TalkerConfig, vb: VarBuilder) -> Result<Self> {
+        Self::load_with_table_dtype(cfg, vb, None)
+    }
+
+    /// As [`Talker::load`], but keep the (large: 151936 rows) text-embedding table in
+    /// `table_dtype` (e.g. the checkpoint's bf16) and convert only the rows looked up. Upcasting
+    /// bf16 to f32 is exact, so the results are the same as with an f32 table.
+    pub fn load_with_table_dtype(
+        cfg: &TalkerConfig,
+        vb: VarBuilder,
+        table_dtype: Option<DType>,
+    ) -> Result<Self> {
         let h = cfg.stack.hidden_size;
         let th = cfg.text_hidden_size;
         let m = vb.pp("model");
         let tp = vb.pp("text_projection");
+        let table_vb = match table_dtype {
+            Some(d) => m.clone().set_dtype(d),
+            None => m.clone(),
+        };
         Ok(Self {
-            text_embedding: m.get((cfg.text_vocab_size, th), "text_embedding.weight")?,
+            text_embedding: table_vb.get((cfg.text_vocab_size, th), "text_embedding.weight")?,
             text_fc1: linear(th, th, tp.pp("linear_fc1"))?,
             text_fc2: linear(th, h, tp.pp("linear_fc2"))?,
             codec_embedding: m.get((cfg.stack.vocab_size, h), "codec_embedding.weight")?,
@@ -41,6 +56,11 @@ impl Talker {
         self.hidden
     }
 
+    /// The dtype the text-embedding table is kept in (see [`Talker::load_with_table_dtype`]).
+    pub fn text_table_dtype(&self) -> DType {
+        self.text_embedding.dtype()
+    }
+
     pub fn dtype(&self) -> DType {
         self.codec_embedding.dtype()
     }
@@ -48,7 +68,10 @@ impl Talker {
     /// T(ids) = text_projection(text_embedding(ids)): `[n, hidden]`.
     pub fn embed_text(&self, ids: &[u32]) -> Result<Tensor> {
         let idx = Tensor::new(ids, self.text_embedding.device())?;
-        let e = self.text_embedding.index_select(&idx, 0)?;
+        let e = self
+            .text_embedding
+            .index_select(&idx, 0)?
+            .to_dtype(self.dtype())?;
         let e = candle_nn::ops::silu(&self.text_fc1.forward(&e)?)?;
         self.text_fc2.forward(&e)
     }

@@ -90,6 +90,16 @@ impl WeightFiles {
             .map_err(|e| self.malformed(without_backtrace(e)))
     }
 
+    /// The stored dtype of a tensor, if some file has it.
+    pub fn stored_dtype(&self, name: &str) -> Option<DType> {
+        self.files.iter().find_map(|f| {
+            // SAFETY: read-only mapping, as above.
+            let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(f) }.ok()?;
+            let view = st.get(name).ok()?;
+            DType::try_from(view.dtype()).ok()
+        })
+    }
+
     /// Wrap an error that came from reading these weights (missing tensor, wrong shape).
     pub fn malformed(&self, e: impl std::fmt::Display) -> Error {
         let path = if self.files.len() == 1 {
