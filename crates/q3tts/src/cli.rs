@@ -11,7 +11,6 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "Qwen3-TTS text to speech: a daemon that keeps the model warm, a hot-swapped Rhai \
              handler, and this client",
-    args_conflicts_with_subcommands = true,
     after_help = "Without a running daemon, `q3tts TEXT` loads the model and runs the handler \
                   in-process.\nStart one with `q3tts serve` (or `q3tts serve --daemon`)."
 )]

@@ -75,13 +75,16 @@ pub struct Runtime {
     pub last_reload: Option<SystemTime>,
     /// Whether the built-in default handler is in use.
     pub using_builtin: bool,
+    /// Whether a handler file was ever compiled (after that, its disappearance is an error,
+    /// not a silent switch to the built-in handler).
+    had_file: bool,
 }
 
 impl Runtime {
     pub fn new(path: PathBuf, limits: Limits) -> Runtime {
         let ctx = Ctx::new(limits);
         let engine = new_engine(ctx.clone());
-        Runtime { engine, ctx, path, compiled: None, last_reload: None, using_builtin: false }
+        Runtime { engine, ctx, path, compiled: None, last_reload: None, using_builtin: false, had_file: false }
     }
 
     pub fn path(&self) -> &Path {
@@ -111,6 +114,16 @@ impl Runtime {
         let stamp = Stamp::take(&self.path);
         let exists = stamp.exists();
         deps.record("", &self.path, stamp);
+        if !exists && self.had_file {
+            return Err(herr(
+                ErrorKind::Runtime,
+                format!(
+                    "the handler {} is gone (deleted or renamed); put it back, or run `q3tts init` \
+                     to write the default handler there",
+                    self.path.display()
+                ),
+            ));
+        }
         let (source, name) = if exists {
             let text = std::fs::read_to_string(&self.path).map_err(|e| {
                 herr(ErrorKind::Syntax, format!("cannot read {}: {e}", self.path.display()))
@@ -155,6 +168,7 @@ impl Runtime {
     }
 
     fn install(&mut self, mut ast: AST, deps: Deps, name: &str) {
+        self.had_file |= !self.using_builtin;
         ast.set_source(name);
         self.compiled = Some(Compiled { ast, deps });
         self.last_reload = Some(SystemTime::now());

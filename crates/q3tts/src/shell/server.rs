@@ -168,6 +168,22 @@ fn shut_down(
     log::shutdown();
 }
 
+/// Send a final reply to a client whose request may not have been read in full, then close
+/// gently: closing with unread bytes would reset the connection and lose the reply.
+fn reply_and_close(mut stream: UnixStream, reply: &serde_json::Value) {
+    let _ = protocol::write_json(&mut stream, reply);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = [0u8; 64 * 1024];
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(1) {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+}
+
 /// One connection: check the peer, read one request, answer it.
 fn connection(mut stream: UnixStream, shared: &Arc<Shared>) {
     let _ = stream.set_nonblocking(false);
@@ -175,13 +191,8 @@ fn connection(mut stream: UnixStream, shared: &Arc<Shared>) {
         Ok(uid) if uid == peer::my_uid() => {}
         Ok(uid) => {
             log::refused(&format!("connection from uid {uid} (this daemon serves uid {})", peer::my_uid()));
-            let _ = protocol::write_json(
-                &mut stream,
-                &error_reply(format!(
-                    "refused: this daemon serves uid {} only, you are uid {uid}",
-                    peer::my_uid()
-                )),
-            );
+            let msg = format!("refused: this daemon serves uid {} only, you are uid {uid}", peer::my_uid());
+            reply_and_close(stream, &error_reply(msg));
             return;
         }
         Err(e) => {
@@ -198,12 +209,12 @@ fn connection(mut stream: UnixStream, shared: &Arc<Shared>) {
                 "a client sent no complete request within {}s",
                 READ_DEADLINE.as_secs()
             ));
-            let _ = protocol::write_json(&mut stream, &error_reply("timed out reading the request"));
+            reply_and_close(stream, &error_reply("timed out reading the request"));
             return;
         }
         Err(e) => {
             log::reload_error(&format!("bad request frame: {e}"));
-            let _ = protocol::write_json(&mut stream, &error_reply(format!("bad request frame: {e}")));
+            reply_and_close(stream, &error_reply(format!("bad request frame: {e}")));
             return;
         }
     };

@@ -1,1 +1,15 @@
-//! Integration tests: the real binary against a real daemon.
+//! Integration tests: the real `q3tts` binary against a real daemon on a temporary socket, with
+//! the tiny test model (testdata/tiny-custom-voice).
+
+mod common;
+
+mod cli;
+mod control;
+mod errors;
+mod faults;
+mod frames;
+mod instance;
+mod prop_protocol;
+mod reload;
+mod say;
+mod stress;
