@@ -136,6 +136,9 @@ fn text_to_wav_0b6_like() {
         !m.code_predictor().has_projection(),
         "0.6B-like: Identity projection"
     );
+    // bf16 checkpoint, f32 compute: the big text-embedding table stays bf16 (exact upcast per row).
+    assert_eq!(m.talker().text_table_dtype(), candle_core::DType::BF16);
+    assert_eq!(m.talker().dtype(), candle_core::DType::F32);
     assert_ne!(
         tc.stack.num_attention_heads * tc.stack.head_dim(),
         tc.stack.hidden_size
