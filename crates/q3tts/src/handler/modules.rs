@@ -241,6 +241,23 @@ mod tests {
     }
 
     #[test]
+    fn a_recent_file_is_compared_by_content_when_its_metadata_matches() {
+        // Two saves within one timestamp tick leave identical metadata; only the hash tells
+        // them apart. Simulate that: a stamp whose metadata is current but whose hash is of
+        // the earlier content.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("h.rhai");
+        fs::write(&p, "let v = 1;").unwrap();
+        let earlier = Stamp::take(&p);
+        assert!(earlier.hash.is_some(), "a file written just now is hashed");
+        fs::write(&p, "let v = 2;").unwrap();
+        let mut s = Stamp { meta: meta(&p), hash: earlier.hash };
+        assert!(!s.unchanged(&p), "same metadata, different content must count as a change");
+        let mut same = Stamp::take(&p);
+        assert!(same.unchanged(&p));
+    }
+
+    #[test]
     fn settled_files_are_not_hashed() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("old.rhai");
