@@ -37,6 +37,7 @@ mod error;
 pub mod generate;
 mod model;
 pub mod plan;
+pub mod bench;
 pub mod presets;
 pub mod prompt;
 mod request;
