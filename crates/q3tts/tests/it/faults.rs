@@ -2,6 +2,7 @@
 //! Rows tested elsewhere: an atomic rename of the handler (`reload.rs`), SIGKILL of an idle
 //! daemon then `serve` again (`instance.rs`), SIGTERM with requests queued (`control.rs`).
 //! Here: the handler deleted and restored, the handler truncated mid-save, unwritable outputs,
+//! the audio device lost mid-utterance (a PulseAudio null sink taken away and brought back),
 //! SIGKILL in the middle of a request, and a client process killed mid-request.
 
 use std::io::Read;
@@ -183,4 +184,128 @@ fn client_killed_mid_request_cancels_its_utterance() {
         std::thread::sleep(Duration::from_millis(20));
     }
     good_request(&d, &s.path("next.wav"));
+}
+
+/// A PulseAudio server with one null sink, in the scratch directory (as the audio crate's
+/// tests run one): the daemon's speakers, which the test can take away and bring back.
+struct Pulse {
+    dir: std::path::PathBuf,
+    server: Option<std::process::Child>,
+}
+
+impl Pulse {
+    /// `None` (after saying "NOT RUN") where pulseaudio is not installed; under CI that fails.
+    fn start(s: &Scratch) -> Option<Pulse> {
+        let missing: Vec<&str> =
+            ["pulseaudio", "pactl"].into_iter().filter(|t| !tool_exists(t)).collect();
+        if !missing.is_empty() {
+            let why = format!("audio device loss not run: {} not installed", missing.join(", "));
+            assert!(std::env::var_os("CI").is_none(), "{why} (.ci/run installs them)");
+            eprintln!("NOT RUN: {why}");
+            return None;
+        }
+        let dir = s.path("pulse");
+        std::fs::create_dir_all(dir.join("runtime")).unwrap();
+        std::fs::create_dir_all(dir.join("home")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("runtime"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let mut p = Pulse { dir, server: None };
+        p.launch();
+        Some(p)
+    }
+
+    fn socket(&self) -> std::path::PathBuf {
+        self.dir.join("runtime/pulse/native")
+    }
+
+    fn env(&self, cmd: &mut Command) {
+        cmd.env("XDG_RUNTIME_DIR", self.dir.join("runtime"))
+            .env("PULSE_RUNTIME_PATH", self.dir.join("runtime/pulse"))
+            .env("PULSE_SERVER", format!("unix:{}", self.socket().display()))
+            .env("HOME", self.dir.join("home"));
+    }
+
+    fn launch(&mut self) {
+        let _ = std::fs::remove_file(self.socket());
+        let mut cmd = Command::new("pulseaudio");
+        cmd.args([
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "-n",
+            "--use-pid-file=no",
+            "--load=module-native-protocol-unix auth-anonymous=1",
+            "--load=module-null-sink sink_name=nullsink rate=48000",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        self.env(&mut cmd);
+        self.server = Some(cmd.spawn().unwrap());
+        let start = Instant::now();
+        while !self.pactl(&["info"]).status.success() {
+            assert!(start.elapsed() < Duration::from_secs(15), "pulseaudio did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn pactl(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new("pactl");
+        cmd.args(args);
+        self.env(&mut cmd);
+        cmd.stdin(Stdio::null()).output().unwrap()
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Pulse {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn tool_exists(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+}
+
+/// Plays `options.halves` half-seconds of silence on the speakers.
+const SPEAKERS_HANDLER: &str = r#"
+fn handle(model, request) {
+    let out = open_output(request.output);
+    for i in 0..request.options.halves { out.write(silence(0.5)); }
+    out.finish()
+}
+"#;
+
+#[test]
+fn audio_device_lost_mid_utterance_fails_that_request_and_the_next_reopens_it() {
+    let s = Scratch::new();
+    let Some(mut pulse) = Pulse::start(&s) else { return };
+    s.write("handlers.rhai", SPEAKERS_HANDLER);
+    let d = Daemon::start_with(&s, &["--audio-backend", "pulse"], |cmd| pulse.env(cmd));
+    let mut c = Conn::open(&d.socket);
+    c.send(&json!({"action": "generate", "text": "playing", "options": {"halves": 120}}));
+    c.until_event("started");
+    // Wait until the daemon's stream is playing on the server, then take the server away.
+    let start = Instant::now();
+    while pulse.pactl(&["list", "short", "sink-inputs"]).stdout.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(20), "no stream appeared: {}", d.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pulse.kill();
+    let (_, _, r) = c.finish();
+    assert_eq!(r["status"], "error", "{r}");
+    assert!(message(&r).contains("audio device lost"), "{r}");
+    d.wait_log("[reload] error:");
+
+    // The server is back: the next request opens the device again.
+    pulse.launch();
+    let r = request(&d.socket, json!({"action": "generate", "text": "again", "options": {"halves": 1}}));
+    assert_eq!(r["status"], "ok", "{r}");
+    assert!(d.log().contains("[reload] \"again\" -> speakers"), "{}", d.log());
 }
