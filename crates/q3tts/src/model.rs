@@ -23,7 +23,6 @@ impl Default for LoadConfig {
 
 pub struct Loaded {
     pub model: Model,
-    pub dir: PathBuf,
     pub seconds: f64,
 }
 
@@ -50,7 +49,7 @@ pub fn load(spec: &str, cfg: &LoadConfig) -> anyhow::Result<Loaded> {
     let opts = LoadOptions { dtype: cfg.dtype, ..LoadOptions::default() };
     let model = Model::load(&dir, &opts)
         .with_context(|| format!("cannot load the model in {}", dir.display()))?;
-    Ok(Loaded { model, dir, seconds: start.elapsed().as_secs_f64() })
+    Ok(Loaded { model, seconds: start.elapsed().as_secs_f64() })
 }
 
 /// A directory as is; a repo id through the hub cache (downloading what is missing).

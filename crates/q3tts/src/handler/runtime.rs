@@ -56,6 +56,7 @@ fn herr(kind: ErrorKind, message: impl Into<String>) -> HandlerError {
 /// What a successful request returned, and whether the handler was recompiled for it.
 pub struct Outcome {
     pub reply: serde_json::Map<String, serde_json::Value>,
+    #[allow(dead_code)] // the daemon times its own refresh; tests read this
     pub reloaded: bool,
 }
 
@@ -91,6 +92,7 @@ impl Runtime {
         &self.path
     }
 
+    #[cfg(test)]
     pub fn set_limits(&mut self, limits: Limits) {
         *self.ctx.limits.borrow_mut() = limits;
     }

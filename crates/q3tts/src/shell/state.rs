@@ -55,7 +55,7 @@ impl Shared {
         let last_reload = self.last_reload.lock().unwrap().and_then(|t| {
             t.duration_since(SystemTime::UNIX_EPOCH).ok().map(|d| d.as_secs_f64())
         });
-        let current = self.current.lock().unwrap().as_ref().map(|c| c.text.clone());
+        let current = self.current.lock().unwrap().as_ref().map(|c| (c.text.clone(), c.id));
         json!({
             "status": "ok",
             "model": self.info.path.display().to_string(),
@@ -73,7 +73,8 @@ impl Shared {
             "last_reload": last_reload,
             "queue_length": self.queue.len(),
             "queue_capacity": self.queue.capacity(),
-            "generating": current,
+            "generating": current.as_ref().map(|c| &c.0),
+            "generating_id": current.as_ref().map(|c| c.1),
             "log": self.log_path.as_ref().map(|p| p.display().to_string()),
             "socket": self.socket.display().to_string(),
             "pid": std::process::id(),

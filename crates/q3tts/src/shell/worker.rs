@@ -35,7 +35,7 @@ fn serve(
 ) {
     let text = job.request.text.clone().unwrap_or_default();
     if job.cancel.is_cancelled() {
-        log::cancel(&text, 0.0);
+        log::cancel(&text, job.queued_at.elapsed().as_secs_f64());
         job.send_final(Msg::Json(cancelled_reply()));
         return;
     }
