@@ -130,7 +130,9 @@ pub enum Command {
     BenchReload(crate::bench_reload::BenchArgs),
     /// Drive a running daemon with a varied corpus and write a JSON report.
     Stress(crate::stress::StressArgs),
-    // (`bench`, the engine benchmark, is added next to these.)
+    /// Engine figures: prefill, per-frame stage times, frames/s, RTF, time to first audio,
+    /// peak RSS, weight bytes per frame and the read-bandwidth ceiling.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Args, Debug, Clone)]

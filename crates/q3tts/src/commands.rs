@@ -45,6 +45,7 @@ pub fn main() -> i32 {
         Some(Command::Pull { repo }) => pull(repo.as_deref()),
         Some(Command::Models) => models(),
         Some(Command::Stress(args)) => crate::stress::run(args, &cli.common.socket_path()),
+        Some(Command::Bench(args)) => crate::bench::run(args, &cli.common),
         Some(Command::BenchReload(args)) => {
             let spec = model::spec_or_default(cli.common.model.as_deref());
             crate::bench_reload::run(args, &spec).map(|_| EXIT_OK)

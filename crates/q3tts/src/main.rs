@@ -2,6 +2,7 @@
 //! handler for every request; the client talks to it over a Unix socket, or runs the handler
 //! in-process when no daemon is up. This file only dispatches; see `cli` for the commands.
 
+mod bench;
 mod bench_reload;
 mod cli;
 mod client;

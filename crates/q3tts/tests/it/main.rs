@@ -4,6 +4,7 @@
 mod common;
 
 mod api;
+mod bench;
 mod cli;
 mod control;
 mod errors;
