@@ -254,6 +254,27 @@ fn pseudo_codes(n: usize, codebook: u32) -> Vec<[u32; NUM_QUANTIZERS]> {
         .collect()
 }
 
+/// This process's CPU time (user + system, all threads) in ms, where /proc is available: on a
+/// shared machine it shows the work done, which wall time inflates under contention.
+fn cpu_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 10.0) // USER_HZ = 100
+}
+
+/// Runs `f` and prints wall and CPU ms per frame.
+fn timed(label: &str, frames: usize, f: impl FnOnce()) {
+    let (c0, t0) = (cpu_ms(), std::time::Instant::now());
+    f();
+    let wall = t0.elapsed().as_secs_f64() * 1e3 / frames as f64;
+    match (c0, cpu_ms()) {
+        (Some(a), Some(b)) => println!("{label}: {wall:.1} ms/frame wall, {:.1} ms/frame CPU ({frames} frames)", (b - a) / frames as f64),
+        _ => println!("{label}: {wall:.1} ms/frame wall ({frames} frames)"),
+    }
+}
+
 fn time_stream(codec: &Codec, codes: &[[u32; NUM_QUANTIZERS]], chunk: usize) -> Vec<f64> {
     let mut st = codec.new_stream();
     codes
@@ -285,9 +306,9 @@ fn report(label: &str, per_chunk_ms_per_frame: &[f64]) {
 fn decoder_speed_figures() {
     let tiny = load_codec("tiny-0b6-like");
     let codes = pseudo_codes(200, tiny.codebook_size() as u32);
-    let t0 = std::time::Instant::now();
-    tiny.decode(&codes).unwrap();
-    println!("tiny-0b6-like one-shot: {:.2} ms/frame (200 frames)", t0.elapsed().as_secs_f64() * 1e3 / 200.0);
+    timed("tiny-0b6-like one-shot", 200, || {
+        tiny.decode(&codes).unwrap();
+    });
     for chunk in [1, 4, 25] {
         report(&format!("tiny-0b6-like streaming, chunks of {chunk}"), &time_stream(&tiny, &codes, chunk));
     }
@@ -302,12 +323,17 @@ fn decoder_speed_figures() {
     println!("real-size codec (random weights) built in {:.1} s", t0.elapsed().as_secs_f64());
     let frames: usize = std::env::var("Q3TTS_BENCH_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let codes = pseudo_codes(frames, 2048);
-    let t0 = std::time::Instant::now();
-    let wav = real.decode(&codes).unwrap();
-    assert!(wav.iter().all(|x| x.is_finite()));
-    println!("real-size one-shot: {:.1} ms/frame ({frames} frames)", t0.elapsed().as_secs_f64() * 1e3 / frames as f64);
+    timed("real-size one-shot", frames, || {
+        let wav = real.decode(&codes).unwrap();
+        assert!(wav.iter().all(|x| x.is_finite()));
+    });
     for chunk in [1, 4] {
-        report(&format!("real-size streaming, chunks of {chunk}"), &time_stream(&real, &codes, chunk));
+        let (c0, mut per) = (cpu_ms(), Vec::new());
+        per.extend(time_stream(&real, &codes, chunk));
+        report(&format!("real-size streaming, chunks of {chunk}"), &per);
+        if let (Some(a), Some(b)) = (c0, cpu_ms()) {
+            println!("    CPU {:.1} ms/frame", (b - a) / frames as f64);
+        }
     }
     assert!(real.has_encoder());
     let wav: Vec<f32> = (0..5 * 24000).map(|i| 0.3 * ((i as f32) * 0.0137).sin()).collect();
@@ -315,4 +341,10 @@ fn decoder_speed_figures() {
     let enc = real.encode(&wav).unwrap();
     assert_eq!(enc.len(), 63);
     println!("real-size Mimi encode: {:.0} ms for 5 s of audio", t0.elapsed().as_secs_f64() * 1e3);
+    if let Some(hwm) = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(str::to_owned))
+    {
+        println!("process peak RSS ({hwm}), real-size codec weights included");
+    }
 }
