@@ -23,7 +23,7 @@ use crate::model;
 
 /// 41 prompt positions with the CustomVoice layout and the byte-level preset tokenizer (the
 /// prompt the reference figures in issue 6 were measured with).
-const DEFAULT_TEXT: &str = "The quick brown fox.";
+const DEFAULT_TEXT: &str = "The quick brown fox jumps over";
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
