@@ -67,8 +67,8 @@ pub struct SayArgs {
     /// Transcript of the reference audio (in-context cloning; without it, x-vector only).
     #[arg(long, value_name = "TEXT")]
     pub ref_text: Option<String>,
-    /// Random seed (the reply reports the seed used).
-    #[arg(long)]
+    /// Random seed, 0..=2^63-1 (the reply reports the seed used).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
     pub seed: Option<u64>,
     #[arg(long)]
     pub temperature: Option<f64>,
@@ -152,6 +152,10 @@ pub struct ServeArgs {
     /// Script time limit per request in seconds (time inside synthesis does not count).
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
     pub script_time_limit: f64,
+    /// Stop a request that makes no new audio for this many seconds (a stuck output or
+    /// handler); a long synthesis that keeps making audio is never stopped.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    pub progress_timeout: f64,
 }
 
 impl Common {

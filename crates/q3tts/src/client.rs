@@ -223,6 +223,11 @@ pub fn report(reply: &Value) -> i32 {
         if !parts.is_empty() {
             eprintln!("{}", parts.join(" "));
         }
+        for note in reply.get("notes").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(n) = note.as_str() {
+                eprintln!("note: {n}");
+            }
+        }
         EXIT_OK
     } else {
         let msg = reply.get("message").and_then(Value::as_str).unwrap_or("the daemon failed");

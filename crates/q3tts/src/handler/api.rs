@@ -55,6 +55,7 @@ struct SessionState {
     session: Option<Session>,
     ctx: Rc<Ctx>,
     seed: u64,
+    notes: Vec<String>,
     chunks: i64,
     samples: i64,
 }
@@ -78,6 +79,7 @@ impl Iterator for SessionIter {
         let next = st.session.as_mut()?.next();
         match next {
             Some(Ok(chunk)) => {
+                super::progress::audio_frame();
                 st.chunks += 1;
                 st.samples += chunk.len() as i64;
                 Some(Ok(chunk))
@@ -132,6 +134,9 @@ fn register_model(engine: &mut Engine, ctx: Rc<Ctx>) {
         .register_iterator_result::<ScriptSession, AudioChunk>()
         .register_get("seed", |s: &mut ScriptSession| s.0.borrow().seed as i64)
         .register_get("chunks", |s: &mut ScriptSession| s.0.borrow().chunks)
+        .register_get("notes", |s: &mut ScriptSession| {
+            s.0.borrow().notes.iter().map(|n| Dynamic::from(n.clone())).collect::<Array>()
+        })
         .register_get("samples", |s: &mut ScriptSession| s.0.borrow().samples)
         .register_get("frames", |s: &mut ScriptSession| {
             s.0.borrow().session.as_ref().map_or(-1, |s| s.stats().frames as i64)
@@ -148,17 +153,30 @@ fn generate(ctx: &Rc<Ctx>, m: &ScriptModel, text: &str, opts: &Map) -> RhaiResul
         return err(format!("generate: text of {} bytes is over the 1 MiB limit", text.len()));
     }
     let base = ctx.base_dir.borrow().clone();
-    let req = synthesis_request(text, opts, &base).map_err(|e| format!("generate: {e}"))?;
+    let mut req = synthesis_request(text, opts, &base).map_err(|e| format!("generate: {e}"))?;
+    // Pick the seed here when the script gives none, within what a script integer (i64) and
+    // `--seed` can carry, so the seed a reply reports always reproduces the audio.
+    req.sampling.seed.get_or_insert_with(fresh_seed);
     let cancel = ctx.cancel.borrow().clone();
     let session = m.model.synthesize(&req, cancel).map_err(|e| e.to_string())?;
     let seed = session.seed();
+    let notes = session.notes().to_vec();
     Ok(ScriptSession(Rc::new(RefCell::new(SessionState {
         session: Some(session),
         ctx: ctx.clone(),
         seed,
+        notes,
         chunks: 0,
         samples: 0,
     }))))
+}
+
+/// A random seed in `0..=i64::MAX`.
+fn fresh_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish() & (i64::MAX as u64)
 }
 
 const GENERATE_KEYS: &[&str] = &[
@@ -365,7 +383,9 @@ fn write(ctx: &Rc<Ctx>, sink: &SharedSink, a: &AudioChunk) -> RhaiResult<()> {
     let Some(out) = s.sink.as_mut() else {
         return err(format!("write: output {name} is already finished"));
     };
-    out.write(a.samples()).map_err(|e| format!("{name}: {e}").into())
+    let written = out.write(a.samples()).map_err(|e| format!("{name}: {e}").into());
+    super::progress::audio_frame();
+    written
 }
 
 fn finish(ctx: &Rc<Ctx>, sink: &SharedSink) -> RhaiResult<Map> {

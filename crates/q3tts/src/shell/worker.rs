@@ -90,9 +90,21 @@ fn run_handler(
         Ok(out) => {
             log::reload_ok(text, &log::destination(job.request.output.as_deref()), secs);
             let mut reply = out.reply;
+            for note in reply.get("notes").and_then(Value::as_array).into_iter().flatten() {
+                if let Some(n) = note.as_str() {
+                    log::line(&format!("note: {n}"));
+                }
+            }
             reply.insert("status".into(), "ok".into());
             reply.insert("served".into(), served.into());
             Value::Object(reply)
+        }
+        Err(_) if super::watchdog::expired(job.id) => {
+            log::reload_error(&super::watchdog::message());
+            let mut r = error_reply(super::watchdog::message());
+            r["served"] = served.into();
+            r["kind"] = "deadline".into();
+            r
         }
         Err(e) if e.kind == ErrorKind::Cancelled || job.cancel.is_cancelled() => {
             log::cancel(text, secs);

@@ -68,3 +68,21 @@ fn a_different_model_than_the_daemon_serves_is_an_error() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn in_process_run_says_when_the_0b6_model_drops_an_instruct() {
+    let s = Scratch::new();
+    let model = repo_root().join("testdata/tiny-0b6-like");
+    let out = s.path("n.wav");
+    let o = q3tts(
+        &["--model", model.to_str().unwrap(), "-i", "speak softly", "--max-new-tokens", "3",
+          "-o", out.to_str().unwrap(), "Hi there."],
+        &s.socket(),
+        &s.handler(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("no daemon on") && e.contains("running in-process"), "{e}");
+    assert!(e.contains("note: instruct \"speak softly\" ignored"), "{e}");
+    assert!(!read_audio(&out).is_empty());
+}
