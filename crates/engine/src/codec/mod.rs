@@ -9,7 +9,7 @@
 
 mod config;
 mod conv;
-mod cpu;
+pub(crate) mod cpu;
 mod decoder;
 mod encoder;
 mod linear;

@@ -16,6 +16,9 @@ const STAT_EPS: f64 = 1e-12;
 #[derive(Debug, Clone)]
 struct SameConv {
     weight: Tensor,
+    /// `[k, C_out, C_in]` for the CPU kernel.
+    taps: Tensor,
+    /// `[C_out]`.
     bias: Tensor,
     dilation: usize,
     left: usize,
@@ -25,9 +28,11 @@ struct SameConv {
 impl SameConv {
     fn load(vb: VarBuilder, c_in: usize, c_out: usize, kernel: usize, dilation: usize) -> Result<Self> {
         let total = dilation * (kernel - 1);
+        let weight = vb.get((c_out, c_in, kernel), "weight")?;
         Ok(Self {
-            weight: vb.get((c_out, c_in, kernel), "weight")?,
-            bias: vb.get(c_out, "bias")?.reshape((1, c_out, 1))?,
+            taps: weight.permute((2, 0, 1))?.contiguous()?,
+            weight,
+            bias: vb.get(c_out, "bias")?,
             dilation,
             left: total / 2,
             right: total - total / 2,
@@ -35,8 +40,11 @@ impl SameConv {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = reflect_pad(x, self.left, self.right)?;
-        Ok(x.conv1d(&self.weight, 0, 1, self.dilation, 1)?.broadcast_add(&self.bias)?)
+        let x = reflect_pad(x, self.left, self.right)?.contiguous()?;
+        if let Some(y) = crate::codec::cpu::conv1d(&x, &self.taps, &self.bias, self.dilation, 1) {
+            return y;
+        }
+        Ok(x.conv1d(&self.weight, 0, 1, self.dilation, 1)?.broadcast_add(&self.bias.reshape((1, (), 1))?)?)
     }
 }
 
