@@ -18,6 +18,8 @@ use crate::protocol::{error_reply, handler_request};
 
 /// Serve jobs until the queue closes.
 pub fn run(shared: Arc<Shared>, model: Model, limits: Limits, backend: Backend) {
+    // A panic inside a native function is caught and answered as an error; log it as one line.
+    std::panic::set_hook(Box::new(|info| log::line(&format!("[panic] {info}"))));
     let mut rt = Runtime::new(shared.handler_path.clone(), limits);
     let speakers: SharedSpeakers = Arc::new(Mutex::new(None));
     while let Some(job) = shared.queue.pop() {
