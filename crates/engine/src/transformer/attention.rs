@@ -3,7 +3,9 @@
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache;
-use candle_nn::{linear_b, Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use super::fast_linear::{linear_b, Linear};
 
 use super::norm::RmsNorm;
 use super::rotary::Rotary;

@@ -1,7 +1,9 @@
 //! SwiGLU feed-forward: `down(silu(gate(x)) * up(x))`, no biases.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{linear_no_bias, Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use super::fast_linear::{linear_no_bias, Linear};
 
 #[derive(Clone, Debug)]
 pub struct Mlp {

@@ -2,6 +2,7 @@
 //! layers (pre-norm attention and SwiGLU MLP with residuals) and the final `norm`.
 
 mod attention;
+mod fast_linear;
 mod mlp;
 mod norm;
 mod rotary;
