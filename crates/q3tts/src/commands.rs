@@ -98,6 +98,9 @@ fn serve(args: &ServeArgs, common: &Common) -> anyhow::Result<i32> {
     if !(args.script_time_limit > 0.0 && args.script_time_limit.is_finite()) {
         return Err(UsageError("--script-time-limit must be a positive number".into()).into());
     }
+    if !(args.progress_timeout > 0.0 && args.progress_timeout.is_finite()) {
+        return Err(UsageError("--progress-timeout must be a positive number".into()).into());
+    }
     let backend = q3tts_audio::Backend::from_name(&args.audio_backend)
         .map_err(|e| UsageError(e.to_string()))?;
     let log_path = args.daemon.then(|| args.log.clone().unwrap_or_else(daemonize::default_log_path));
@@ -112,6 +115,7 @@ fn serve(args: &ServeArgs, common: &Common) -> anyhow::Result<i32> {
             script_time: std::time::Duration::from_secs_f64(args.script_time_limit),
             ..Limits::default()
         },
+        progress_timeout: std::time::Duration::from_secs_f64(args.progress_timeout),
         backend,
         load: load_config(common)?,
     };

@@ -5,6 +5,7 @@ pub mod api;
 pub mod context;
 pub mod memory;
 pub mod modules;
+pub mod progress;
 pub mod runtime;
 pub mod text;
 

@@ -10,4 +10,5 @@ pub mod queue;
 pub mod server;
 pub mod signals;
 pub mod state;
+pub mod watchdog;
 pub mod worker;

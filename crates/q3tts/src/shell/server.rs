@@ -36,6 +36,8 @@ pub struct ServeConfig {
     pub log_path: Option<PathBuf>,
     pub queue: usize,
     pub limits: Limits,
+    /// Cancel a request that makes no new audio for this long ([`super::watchdog`]).
+    pub progress_timeout: Duration,
     pub backend: Backend,
     pub load: crate::model::LoadConfig,
 }
@@ -85,6 +87,7 @@ pub fn run(cfg: ServeConfig, ready: impl FnOnce()) -> anyhow::Result<()> {
             .name("worker".into())
             .spawn(move || worker::run(shared, model, limits, backend))?
     };
+    super::watchdog::spawn(shared.clone(), cfg.progress_timeout)?;
     ready();
     let connections = Arc::new(AtomicUsize::new(0));
     accept_loop(&listener, &shared, &connections);

@@ -3,7 +3,8 @@
 //! daemon then `serve` again (`instance.rs`), SIGTERM with requests queued (`control.rs`).
 //! Here: the handler deleted and restored, the handler truncated mid-save, unwritable outputs,
 //! the audio device lost mid-utterance (a PulseAudio null sink taken away and brought back),
-//! SIGKILL in the middle of a request, and a client process killed mid-request.
+//! SIGKILL in the middle of a request, a client process killed mid-request, and the progress
+//! deadline (a request that makes no audio is stopped; a long synthesis is not).
 
 use std::io::Read;
 use std::path::Path;
@@ -184,6 +185,51 @@ fn client_killed_mid_request_cancels_its_utterance() {
         std::thread::sleep(Duration::from_millis(20));
     }
     good_request(&d, &s.path("next.wav"));
+}
+
+/// Streams silence to a client that does not read (stuck), or synthesises to a file with EOS
+/// suppressed for `options.tokens` frames (long, with steady progress).
+const DEADLINE_HANDLER: &str = r#"
+fn handle(model, request) {
+    if request.output == "-" {
+        let out = open_output("-");
+        for i in 0..100000 { out.write(silence(1.0)); }
+        out.finish();
+        return #{};
+    }
+    let out = open_output(request.output);
+    let s = model.generate(request.text, #{ max_new_tokens: request.options.tokens, suppress_eos: true });
+    for c in s { out.write(c); }
+    out.finish()
+}
+"#;
+
+#[test]
+fn a_request_without_audio_progress_hits_the_deadline_but_a_long_synthesis_does_not() {
+    let s = Scratch::new();
+    s.write("handlers.rhai", DEADLINE_HANDLER);
+    let d = Daemon::start(&s, &["--progress-timeout", "2"]);
+    // Stuck: the output never drains, so no new audio is made.
+    let mut c = Conn::open(&d.socket);
+    c.send(&json!({"action": "generate", "text": "stuck", "output": "-"}));
+    c.until_event("started");
+    d.wait_log("[deadline] \"stuck\" (no audio for 2s");
+    let (_, _, r) = c.finish();
+    assert_eq!(r["status"], "error", "{r}");
+    assert!(message(&r).contains("no new audio for 2s"), "{r}");
+    assert!(message(&r).contains("--progress-timeout"), "{r}");
+
+    // Long: 400 frames (32 s of audio) take longer than the deadline with the tiny model in a
+    // test build, but every chunk is progress, so it runs to its end.
+    let out = s.path("long.wav");
+    let t = Instant::now();
+    let r = request(&d.socket, generate("long", json!({"output": out, "options": {"tokens": 400}})));
+    eprintln!("long synthesis took {:.1}s against a 2s progress deadline", t.elapsed().as_secs_f64());
+    assert_eq!(r["status"], "ok", "{r}");
+    // All of it (within a frame: the streamed decoder's edge), not a cut-off part.
+    let samples = read_audio(&out).len();
+    assert!(samples >= 399 * 1920, "{samples} samples");
+    assert!(!d.log().contains("[deadline] \"long\""), "{}", d.log());
 }
 
 /// A PulseAudio server with one null sink, in the scratch directory (as the audio crate's
