@@ -70,17 +70,22 @@ pub struct SayArgs {
     /// Random seed, 0..=2^63-1 (the reply reports the seed used).
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
     pub seed: Option<u64>,
+    /// Sampling temperature (default: the checkpoint's generation_config.json).
     #[arg(long)]
     pub temperature: Option<f64>,
+    /// Keep the K most likely tokens when sampling.
     #[arg(long)]
     pub top_k: Option<u64>,
+    /// Nucleus sampling: keep tokens up to this cumulative probability.
     #[arg(long)]
     pub top_p: Option<f64>,
+    /// Penalty for repeating codec tokens (1.0 = none).
     #[arg(long)]
     pub repetition_penalty: Option<f64>,
     /// No sampling (talker and code predictor); repetition penalty still applies.
     #[arg(long)]
     pub greedy: bool,
+    /// Most codec frames to generate (12.5 per second of audio).
     #[arg(long, value_name = "N")]
     pub max_new_tokens: Option<u64>,
     /// Output format: wav, flac, mp3, opus, pcm (default: from the file name; wav for `-`).
