@@ -169,3 +169,20 @@ fn detached_request_replies_at_once() {
     a.finish();
     d.wait_log("[reload] \"later\" -> speakers");
 }
+
+#[test]
+fn a_queued_client_that_hangs_up_is_never_served() {
+    let s = Scratch::new();
+    let d = stream_daemon(&s, &[]);
+    let mut a = long_request(&d, "in progress");
+    let mut b = Conn::open(&d.socket);
+    b.send(&stream_request("queued one", 0));
+    b.until_event("queued");
+    drop(b);
+    d.wait_log("[cancel] \"queued one\" (client hung up)");
+    request(&d.socket, json!({"action": "stop"}));
+    assert_eq!(a.finish().2["message"], "cancelled");
+    let r = request(&d.socket, stream_request("after", 0));
+    assert_eq!(r["status"], "ok", "{r}");
+    assert_eq!(r["served"], 2, "the hung-up request must not have been served: {r}");
+}
