@@ -1,10 +1,12 @@
 //! [`Linear`]: `nn.Linear` for the talker and code-predictor stacks that sends batch-1 decode
 //! steps (a few rows) to the CPU few-rows kernel (`codec::cpu::linear_rows`: one dot product
-//! per output, parallel over output rows, each weight row read once), and everything else (the
-//! prefill, bf16 weights, other devices) to candle's matmul. At batch 1 a step is bound by
+//! per output, parallel over output rows, each weight row read once; for bf16 weights a kernel
+//! of the same shape that widens them to f32 on the fly), and everything else (the prefill,
+//! other devices) to candle's matmul. At batch 1 a step is bound by
 //! reading the weights, and a general GEMM spends much of its time packing them.
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{CpuStorage, DType, Module, Result, Storage, Tensor};
+use rayon::prelude::*;
 use candle_nn::VarBuilder;
 
 use crate::codec::cpu::{linear_rows, SMALL_ROWS};
@@ -18,7 +20,7 @@ pub struct Linear {
 impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
         let bias_v = match &bias {
-            Some(b) if b.dtype() == candle_core::DType::F32 => Some(b.to_vec1::<f32>()?),
+            Some(b) => Some(b.to_dtype(DType::F32)?.to_vec1::<f32>()?),
             _ => None,
         };
         Ok(Self { inner: candle_nn::Linear::new(weight, bias), bias_v })
@@ -43,8 +45,12 @@ impl Linear {
             Ok(x) => x,
             Err(e) => return Some(Err(e)),
         };
-        let y = linear_rows(&x2, self.inner.weight(), self.bias_v.as_deref())?;
-        Some(y.map_err(to_candle).and_then(|y| {
+        let y = if self.inner.weight().dtype() == DType::BF16 {
+            bf16_rows(&x2, self.inner.weight(), self.bias_v.as_deref())?
+        } else {
+            linear_rows(&x2, self.inner.weight(), self.bias_v.as_deref())?.map_err(to_candle)
+        };
+        Some(y.and_then(|y| {
             let out = y.dim(1)?;
             let mut shape = dims;
             *shape.last_mut().unwrap_or(&mut 0) = out;
@@ -60,6 +66,110 @@ impl Module for Linear {
             None => self.inner.forward(x),
         }
     }
+}
+
+/// `x` `[m, in]` (any float dtype) · `w` `[out, in]` bf16ᵀ (+ `bias`) → `[m, out]` in bf16:
+/// weights widened to f32 on the fly, f32 accumulation, one task per block of output rows.
+/// `None` unless `w` is a contiguous bf16 CPU tensor.
+fn bf16_rows(x: &Tensor, w: &Tensor, bias: Option<&[f32]>) -> Option<Result<Tensor>> {
+    let (m, k) = x.dims2().ok()?;
+    let (out, k_w) = w.dims2().ok()?;
+    if k != k_w || k == 0 || !w.is_contiguous() || bias.is_some_and(|b| b.len() != out) {
+        return None;
+    }
+    let xs = match x.to_dtype(DType::F32).and_then(|x| x.flatten_all()?.to_vec1::<f32>()) {
+        Ok(v) => v,
+        Err(e) => return Some(Err(e)),
+    };
+    let (storage, layout) = w.storage_and_layout();
+    let ws: &[u16] = match &*storage {
+        Storage::Cpu(CpuStorage::BF16(v)) => {
+            let v = &v[layout.start_offset()..layout.start_offset() + out * k];
+            // SAFETY: bf16 is a transparent 16-bit value; same length and alignment as u16.
+            unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u16>(), v.len()) }
+        }
+        _ => return None,
+    };
+    const ROWS_PER_TASK: usize = 32;
+    let mut yt = vec![0f32; out * m]; // [out, m]
+    yt.par_chunks_mut(ROWS_PER_TASK * m).enumerate().for_each(|(task, dst)| {
+        for (r, d) in dst.chunks_mut(m).enumerate() {
+            let o = task * ROWS_PER_TASK + r;
+            let wr = &ws[o * k..(o + 1) * k];
+            let b = bias.map_or(0.0, |b| b[o]);
+            for (i, v) in d.iter_mut().enumerate() {
+                *v = dot_bf16(wr, &xs[i * k..(i + 1) * k]) + b;
+            }
+        }
+    });
+    let mut y = vec![0f32; m * out];
+    for (o, row) in yt.chunks(m).enumerate() {
+        for (i, v) in row.iter().enumerate() {
+            y[i * out + o] = *v;
+        }
+    }
+    Some(Tensor::from_vec(y, (m, out), x.device()).and_then(|y| y.to_dtype(DType::BF16)))
+}
+
+/// Dot product of bf16 bits and f32: AVX2/FMA when the CPU has it (checked once), else portable.
+fn dot_bf16(w: &[u16], x: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static FMA: OnceLock<bool> = OnceLock::new();
+        if *FMA.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            // SAFETY: the CPU supports AVX2 and FMA (checked above).
+            return unsafe { dot_bf16_fma(w, x) };
+        }
+    }
+    dot_bf16_portable(w, x)
+}
+
+fn widen(b: u16) -> f32 {
+    f32::from_bits((b as u32) << 16)
+}
+
+fn dot_bf16_portable(w: &[u16], x: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (cw, cx) = (w.chunks_exact(8), x.chunks_exact(8));
+    let (rw, rx) = (cw.remainder(), cx.remainder());
+    for (a, b) in cw.zip(cx) {
+        for j in 0..8 {
+            acc[j] += widen(a[j]) * b[j];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (a, b) in rw.iter().zip(rx) {
+        s += widen(*a) * b;
+    }
+    s
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_bf16_fma(w: &[u16], x: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = w.len().min(x.len());
+    let (pw, px) = (w.as_ptr(), x.as_ptr());
+    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let load = |i: usize| {
+        let h = _mm_loadu_si128(pw.add(i).cast::<__m128i>());
+        _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))
+    };
+    let mut i = 0;
+    while i + 16 <= n {
+        acc0 = _mm256_fmadd_ps(load(i), _mm256_loadu_ps(px.add(i)), acc0);
+        acc1 = _mm256_fmadd_ps(load(i + 8), _mm256_loadu_ps(px.add(i + 8)), acc1);
+        i += 16;
+    }
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(acc0, acc1));
+    let mut s: f32 = lanes.iter().sum();
+    while i < n {
+        s += widen(*pw.add(i)) * *px.add(i);
+        i += 1;
+    }
+    s
 }
 
 fn to_candle(e: crate::Error) -> candle_core::Error {
@@ -102,8 +212,23 @@ mod tests {
             let err = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(err < 1e-5, "t {t}: {err}");
         }
-        let lin16 = Linear::new(lin.weight().to_dtype(DType::BF16).unwrap(), None).unwrap();
-        let x = Tensor::zeros((1, 1, 24), DType::BF16, &d).unwrap();
-        assert!(lin16.few_rows(&x).is_none(), "bf16 goes to candle");
+        // bf16: the kernel against candle's bf16 matmul, both rounded to bf16 at the end.
+        let w16 = lin.weight().to_dtype(DType::BF16).unwrap();
+        let lin16 = Linear::new(w16.clone(), None).unwrap();
+        let plain16 = candle_nn::Linear::new(w16, None);
+        for t in [1, 3] {
+            let x = Tensor::arange(0f32, (t * 24) as f32, &d).unwrap().reshape((1, t, 24)).unwrap().cos().unwrap();
+            let x = x.to_dtype(DType::BF16).unwrap();
+            assert!(lin16.few_rows(&x).is_some());
+            let got = lin16.forward(&x).unwrap();
+            assert_eq!(got.dtype(), DType::BF16);
+            let want = plain16.forward(&x).unwrap();
+            let err = (got.to_dtype(DType::F32).unwrap() - want.to_dtype(DType::F32).unwrap()).unwrap();
+            let err = err.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(err < 0.05, "t {t}: {err}"); // one bf16 ulp at |y| ≈ 5
+        }
+        let (a, b): (Vec<u16>, Vec<f32>) =
+            (0..100).map(|i| (((i as f32).sin()).to_bits() >> 16) as u16).zip((0..100).map(|i| (i as f32 * 0.3).cos())).unzip();
+        assert!((dot_bf16(&a, &b) - dot_bf16_portable(&a, &b)).abs() < 1e-4);
     }
 }
