@@ -46,7 +46,12 @@ impl Read for Pieces {
             return Err(io::ErrorKind::Interrupted.into());
         }
         self.interrupted = false;
-        let size = self.sizes.get(self.step % self.sizes.len().max(1)).copied().unwrap_or(1).max(1);
+        let size = self
+            .sizes
+            .get(self.step % self.sizes.len().max(1))
+            .copied()
+            .unwrap_or(1)
+            .max(1);
         self.step += 1;
         let n = size.min(buf.len()).min(self.data.len() - self.pos);
         buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
@@ -56,7 +61,11 @@ impl Read for Pieces {
 }
 
 /// What `read_frame` must return for `bytes` read to the end (`eof`) or to a timeout.
-fn check_frame_result(bytes: &[u8], got: &Result<Vec<u8>, FrameError>, eof: bool) -> Result<(), TestCaseError> {
+fn check_frame_result(
+    bytes: &[u8],
+    got: &Result<Vec<u8>, FrameError>,
+    eof: bool,
+) -> Result<(), TestCaseError> {
     if bytes.is_empty() {
         if eof {
             prop_assert!(matches!(got, Err(FrameError::Closed)), "{got:?}");
@@ -79,9 +88,15 @@ fn check_frame_result(bytes: &[u8], got: &Result<Vec<u8>, FrameError>, eof: bool
     }
     let len = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
     if len > MAX_FRAME {
-        prop_assert!(matches!(got, Err(FrameError::TooLarge(n)) if *n == len), "{got:?}");
+        prop_assert!(
+            matches!(got, Err(FrameError::TooLarge(n)) if *n == len),
+            "{got:?}"
+        );
     } else if bytes.len() - 4 >= len {
-        prop_assert_eq!(got.as_ref().ok().map(Vec::as_slice), Some(&bytes[4..4 + len]));
+        prop_assert_eq!(
+            got.as_ref().ok().map(Vec::as_slice),
+            Some(&bytes[4..4 + len])
+        );
     } else if eof {
         let have = bytes.len() - 4;
         prop_assert!(
@@ -114,14 +129,48 @@ fn frame_bytes() -> impl Strategy<Value = Vec<u8>> {
 
 /// Keys the parser knows, and some it does not.
 const KEYS: &[&str] = &[
-    "action", "text", "language", "instruct", "speaker", "output", "wait", "all", "model",
-    "options", "seed", "temperature", "top_p", "repetition_penalty", "top_k", "max_new_tokens",
-    "greedy", "ref_audio", "ref_text", "format", "speed", "Action", "",
+    "action",
+    "text",
+    "language",
+    "instruct",
+    "speaker",
+    "output",
+    "wait",
+    "all",
+    "model",
+    "options",
+    "seed",
+    "temperature",
+    "top_p",
+    "repetition_penalty",
+    "top_k",
+    "max_new_tokens",
+    "greedy",
+    "ref_audio",
+    "ref_text",
+    "format",
+    "speed",
+    "Action",
+    "",
 ];
 
 const WORDS: &[&str] = &[
-    "generate", "status", "stop", "shutdown", "Generate", "", " ", "-", "/tmp/out.wav",
-    "out.wav", "/", "hello", "你好", "\u{0}", "null", "1e400",
+    "generate",
+    "status",
+    "stop",
+    "shutdown",
+    "Generate",
+    "",
+    " ",
+    "-",
+    "/tmp/out.wav",
+    "out.wav",
+    "/",
+    "hello",
+    "你好",
+    "\u{0}",
+    "null",
+    "1e400",
 ];
 
 fn json_leaf() -> impl Strategy<Value = Value> {
@@ -139,7 +188,10 @@ fn json_leaf() -> impl Strategy<Value = Value> {
 }
 
 fn key() -> impl Strategy<Value = String> {
-    prop_oneof![prop::sample::select(KEYS).prop_map(String::from), "[a-z_]{1,8}"]
+    prop_oneof![
+        prop::sample::select(KEYS).prop_map(String::from),
+        "[a-z_]{1,8}"
+    ]
 }
 
 fn json_value() -> impl Strategy<Value = Value> {
@@ -181,7 +233,10 @@ fn request_like() -> impl Strategy<Value = Value> {
 }
 
 /// What every accepted request must satisfy.
-fn check_accepted(source: Option<&Map<String, Value>>, payload: &[u8]) -> Result<(), TestCaseError> {
+fn check_accepted(
+    source: Option<&Map<String, Value>>,
+    payload: &[u8],
+) -> Result<(), TestCaseError> {
     match parse_request(payload) {
         Err(msg) => prop_assert!(!msg.trim().is_empty(), "empty error message"),
         Ok(req) => {
@@ -189,13 +244,22 @@ fn check_accepted(source: Option<&Map<String, Value>>, payload: &[u8]) -> Result
                 prop_assert!(req.text.as_deref().is_some_and(|t| !t.trim().is_empty()));
             }
             if let Some(out) = &req.output {
-                prop_assert!(out == "-" || std::path::Path::new(out).is_absolute(), "{out:?}");
+                prop_assert!(
+                    out == "-" || std::path::Path::new(out).is_absolute(),
+                    "{out:?}"
+                );
             }
             prop_assert!(check_options(&req.options).is_ok());
             if let Some(src) = source {
-                prop_assert_eq!(src.get("action").and_then(Value::as_str), Some(req.action.as_str()));
+                prop_assert_eq!(
+                    src.get("action").and_then(Value::as_str),
+                    Some(req.action.as_str())
+                );
                 for k in src.keys() {
-                    prop_assert!(KEYS[..10].contains(&k.as_str()), "unknown key {k:?} accepted");
+                    prop_assert!(
+                        KEYS[..10].contains(&k.as_str()),
+                        "unknown key {k:?} accepted"
+                    );
                 }
             }
             let again = parse_request(req.to_json().to_string().as_bytes());
@@ -215,10 +279,15 @@ fn check_accepted(source: Option<&Map<String, Value>>, payload: &[u8]) -> Result
 fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
-            let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
             x == y || (x - y).abs() <= 4.0 * f64::EPSILON * x.abs().max(y.abs())
         }
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
         }
@@ -229,7 +298,9 @@ fn same(a: &Value, b: &Value) -> bool {
 /// The seed corpus: `tests/corpus/requests/*` (request payloads) and `tests/corpus/frames/*`
 /// (raw bytes as sent on the socket).
 pub fn corpus(kind: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(kind);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus")
+        .join(kind);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("seed corpus {}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -237,7 +308,12 @@ pub fn corpus(kind: &str) -> Vec<(String, Vec<u8>)> {
     files.sort();
     files
         .into_iter()
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -254,7 +330,11 @@ enum Mutation {
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Flip(i, b)),
-        (any::<usize>(), prop::sample::select(&b"{}[]\":,0-. \\\xff"[..])).prop_map(|(i, b)| Mutation::Insert(i, b)),
+        (
+            any::<usize>(),
+            prop::sample::select(&b"{}[]\":,0-. \\\xff"[..])
+        )
+            .prop_map(|(i, b)| Mutation::Insert(i, b)),
         any::<usize>().prop_map(Mutation::Delete),
         any::<usize>().prop_map(Mutation::Truncate),
         (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Mutation::Duplicate(a, b)),
@@ -293,9 +373,15 @@ fn frame(payload: &[u8]) -> Vec<u8> {
 fn number_tolerant_equality() {
     let a: Value = serde_json::json!({"a": [1.0, 2], "b": "x"});
     assert!(same(&a, &a.clone()));
-    assert!(same(&serde_json::json!(0.1), &serde_json::json!(0.1 + 1e-17)));
+    assert!(same(
+        &serde_json::json!(0.1),
+        &serde_json::json!(0.1 + 1e-17)
+    ));
     assert!(!same(&serde_json::json!(0.1), &serde_json::json!(0.1001)));
-    assert!(!same(&serde_json::json!({"a": 1}), &serde_json::json!({"a": 1, "b": 2})));
+    assert!(!same(
+        &serde_json::json!({"a": 1}),
+        &serde_json::json!({"a": 1, "b": 2})
+    ));
     assert!(!same(&serde_json::json!([1]), &serde_json::json!(["1"])));
 }
 

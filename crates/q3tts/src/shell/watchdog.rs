@@ -33,9 +33,14 @@ pub fn message() -> String {
 }
 
 /// Watch the request in progress until the daemon shuts down.
-pub fn spawn(shared: Arc<Shared>, timeout: Duration) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub fn spawn(
+    shared: Arc<Shared>,
+    timeout: Duration,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     TIMEOUT_MS.store(timeout.as_millis() as u64, Ordering::SeqCst);
-    std::thread::Builder::new().name("watchdog".into()).spawn(move || watch(&shared, timeout))
+    std::thread::Builder::new()
+        .name("watchdog".into())
+        .spawn(move || watch(&shared, timeout))
 }
 
 fn watch(shared: &Shared, timeout: Duration) {

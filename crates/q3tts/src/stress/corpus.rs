@@ -46,9 +46,26 @@ impl Case {
 /// The order classes come in; every class appears in any run of at least this many requests
 /// (plus the repeated block).
 const SCHEDULE: &[&str] = &[
-    "phrase", "sentence", "digits", "paragraph", "empty", "dates", "phrase", "urls", "emoji",
-    "invalid_option", "sentence", "control", "whitespace", "mixed", "phrase", "page", "sentence",
-    "invalid_option", "digits", "paragraph",
+    "phrase",
+    "sentence",
+    "digits",
+    "paragraph",
+    "empty",
+    "dates",
+    "phrase",
+    "urls",
+    "emoji",
+    "invalid_option",
+    "sentence",
+    "control",
+    "whitespace",
+    "mixed",
+    "phrase",
+    "page",
+    "sentence",
+    "invalid_option",
+    "digits",
+    "paragraph",
 ];
 
 /// Length of the "same text again and again" block: 100 in a full run, a tenth of shorter runs.
@@ -61,7 +78,10 @@ pub fn build(count: usize, seed: u64) -> Vec<Case> {
     let mut rng = Rng::new(seed);
     let repeat = repeat_len(count);
     let repeat_at = (count - repeat) / 2;
-    let repeated = Case { kind: "repeat", ..Case::audio("", sentence(&mut rng, 12)) };
+    let repeated = Case {
+        kind: "repeat",
+        ..Case::audio("", sentence(&mut rng, 12))
+    };
     let mut out = Vec::with_capacity(count);
     let mut slot = 0;
     while out.len() < count {
@@ -106,10 +126,16 @@ fn case(kind: &'static str, round: usize, rng: &mut Rng) -> Case {
         "emoji" => Case::audio(kind, pick(rng, SYMBOLS)),
         "control" => Case::audio(kind, pick(rng, CONTROL)),
         "mixed" => Case::audio(kind, pick(rng, MIXED)),
-        "empty" => Case { expect: Expect::Error("text"), ..Case::audio(kind, "") },
+        "empty" => Case {
+            expect: Expect::Error("text"),
+            ..Case::audio(kind, "")
+        },
         "whitespace" => {
             let t = pick(rng, &["   ", "\n\n", "\t \r\n ", "\u{a0}\u{2003}"]);
-            Case { expect: Expect::Error("text"), ..Case::audio(kind, t) }
+            Case {
+                expect: Expect::Error("text"),
+                ..Case::audio(kind, t)
+            }
         }
         "invalid_option" => invalid_option(round, rng),
         other => unreachable!("no corpus class {other}"),
@@ -157,7 +183,8 @@ fn invalid_option(round: usize, rng: &mut Rng) -> Case {
             "language"
         }
         8 => {
-            c.fields.insert("speaker".into(), json!("nobody-by-this-name"));
+            c.fields
+                .insert("speaker".into(), json!("nobody-by-this-name"));
             "speaker"
         }
         9 => {
@@ -182,13 +209,76 @@ fn invalid_option(round: usize, rng: &mut Rng) -> Case {
 }
 
 const WORDS: &[&str] = &[
-    "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "morning", "light", "falls",
-    "across", "quiet", "river", "people", "walk", "slowly", "through", "old", "town", "market",
-    "where", "bread", "and", "coffee", "smell", "warm", "children", "laugh", "near", "fountain",
-    "while", "music", "plays", "from", "open", "window", "above", "street", "every", "day",
-    "brings", "something", "new", "to", "learn", "about", "world", "its", "stories", "we",
-    "remember", "small", "things", "that", "matter", "most", "in", "end", "voice", "speaks",
-    "clearly", "listen", "carefully", "after", "rain", "garden", "grows", "green", "bright",
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dog",
+    "morning",
+    "light",
+    "falls",
+    "across",
+    "quiet",
+    "river",
+    "people",
+    "walk",
+    "slowly",
+    "through",
+    "old",
+    "town",
+    "market",
+    "where",
+    "bread",
+    "and",
+    "coffee",
+    "smell",
+    "warm",
+    "children",
+    "laugh",
+    "near",
+    "fountain",
+    "while",
+    "music",
+    "plays",
+    "from",
+    "open",
+    "window",
+    "above",
+    "street",
+    "every",
+    "day",
+    "brings",
+    "something",
+    "new",
+    "to",
+    "learn",
+    "about",
+    "world",
+    "its",
+    "stories",
+    "we",
+    "remember",
+    "small",
+    "things",
+    "that",
+    "matter",
+    "most",
+    "in",
+    "end",
+    "voice",
+    "speaks",
+    "clearly",
+    "listen",
+    "carefully",
+    "after",
+    "rain",
+    "garden",
+    "grows",
+    "green",
+    "bright",
 ];
 
 const DIGITS: &[&str] = &[
@@ -243,7 +333,10 @@ fn pick(rng: &mut Rng, list: &[&str]) -> String {
 }
 
 fn words(rng: &mut Rng, n: usize) -> String {
-    (0..n).map(|_| WORDS[rng.below(WORDS.len())]).collect::<Vec<_>>().join(" ")
+    (0..n)
+        .map(|_| WORDS[rng.below(WORDS.len())])
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `n` words, capitalised, with a comma now and then and a closing mark.
@@ -313,7 +406,9 @@ mod tests {
         let r = repeat_len(120);
         assert_eq!(r, 12);
         let first = cases.iter().position(|c| c.kind == "repeat").unwrap();
-        assert!(cases[first..first + r].iter().all(|c| c.kind == "repeat" && c.text == cases[first].text));
+        assert!(cases[first..first + r]
+            .iter()
+            .all(|c| c.kind == "repeat" && c.text == cases[first].text));
         assert_eq!(repeat_len(1000), 100);
         // A full run holds pages of 500+ words and paragraphs of 50–200.
         for c in build(1000, 1) {

@@ -54,12 +54,13 @@ pub fn run(args: &StressArgs, socket: &Path) -> anyhow::Result<i32> {
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         return Err(crate::client::UsageError("--timeout must be a positive number".into()).into());
     }
-    let status = crate::client::control(socket, protocol::Action::Status, false)?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "no daemon is listening on {}; start one with `q3tts serve` first",
-            socket.display()
-        )
-    })?;
+    let status =
+        crate::client::control(socket, protocol::Action::Status, false)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "no daemon is listening on {}; start one with `q3tts serve` first",
+                socket.display()
+            )
+        })?;
     let pid = daemon_pid(&status, socket);
     let dir = std::env::temp_dir().join(format!("q3tts-stress-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -85,7 +86,14 @@ pub fn run(args: &StressArgs, socket: &Path) -> anyhow::Result<i32> {
             let _ = crate::client::control(socket, protocol::Action::Stop, false);
         }
         let crashed = matches!(outcome, Outcome::Crash(_));
-        rep.records.push(Record { index: i, kind: case.kind, text: case.text.clone(), outcome, ms, pieces });
+        rep.records.push(Record {
+            index: i,
+            kind: case.kind,
+            text: case.text.clone(),
+            outcome,
+            ms,
+            pieces,
+        });
         let rss = pid.and_then(rss_kb);
         rep.rss.sample(rss);
         if i + 1 == WARMUP.min(cases.len()) {
@@ -104,7 +112,11 @@ pub fn run(args: &StressArgs, socket: &Path) -> anyhow::Result<i32> {
         .map_err(|e| anyhow::anyhow!("cannot write the report {}: {e}", args.report.display()))?;
     eprintln!("{}", rep.summary());
     eprintln!("report: {}", args.report.display());
-    Ok(if rep.clean() { crate::client::EXIT_OK } else { crate::client::EXIT_FAILED })
+    Ok(if rep.clean() {
+        crate::client::EXIT_OK
+    } else {
+        crate::client::EXIT_FAILED
+    })
 }
 
 /// The JSON request for a case.
@@ -157,7 +169,9 @@ pub fn exchange(socket: &Path, req: &Value, timeout: Duration) -> Answer {
         }
         let v: Value = match serde_json::from_slice(&frame) {
             Ok(v) => v,
-            Err(e) => return Answer::Broken(format!("the daemon sent a frame that is not JSON: {e}")),
+            Err(e) => {
+                return Answer::Broken(format!("the daemon sent a frame that is not JSON: {e}"))
+            }
         };
         match v.get("event").and_then(Value::as_str) {
             Some("audio") => audio_stream = true,
@@ -170,13 +184,22 @@ pub fn exchange(socket: &Path, req: &Value, timeout: Duration) -> Answer {
 
 /// Judge an answer against the case's expectation; returns the outcome and, for long texts
 /// checked piece by piece, how many pieces.
-fn judge(case: &Case, answer: Answer, output: &Path, piece_chars: usize, pid: Option<u32>) -> (Outcome, Option<usize>) {
+fn judge(
+    case: &Case,
+    answer: Answer,
+    output: &Path,
+    piece_chars: usize,
+    pid: Option<u32>,
+) -> (Outcome, Option<usize>) {
     let reply = match answer {
         Answer::Reply(v) => v,
         Answer::TimedOut => return (Outcome::Timeout, None),
         Answer::Broken(why) => {
             return match pid {
-                Some(p) if !alive(p) => (Outcome::Crash(format!("daemon pid {p} is gone ({why})")), None),
+                Some(p) if !alive(p) => (
+                    Outcome::Crash(format!("daemon pid {p} is gone ({why})")),
+                    None,
+                ),
                 _ => (Outcome::Unexpected(why), None),
             }
         }
@@ -184,14 +207,17 @@ fn judge(case: &Case, answer: Answer, output: &Path, piece_chars: usize, pid: Op
     let ok = reply.get("status").and_then(Value::as_str) == Some("ok");
     let message = reply.get("message").and_then(Value::as_str).unwrap_or("");
     match (&case.expect, ok) {
-        (Expect::Error(needle), false) if message.contains(needle) => (Outcome::ExpectedError, None),
+        (Expect::Error(needle), false) if message.contains(needle) => {
+            (Outcome::ExpectedError, None)
+        }
         (Expect::Error(needle), false) => (
             Outcome::Unexpected(format!("the error does not name {needle:?}: {message}")),
             None,
         ),
-        (Expect::Error(needle), true) => {
-            (Outcome::Unexpected(format!("invalid {needle} was accepted: {reply}")), None)
-        }
+        (Expect::Error(needle), true) => (
+            Outcome::Unexpected(format!("invalid {needle} was accepted: {reply}")),
+            None,
+        ),
         (Expect::Audio, false) => (Outcome::Unexpected(format!("error reply: {message}")), None),
         (Expect::Audio, true) => match check_audio(case, &reply, output, piece_chars) {
             Ok(pieces) => (Outcome::Ok, pieces),
@@ -202,30 +228,51 @@ fn judge(case: &Case, answer: Answer, output: &Path, piece_chars: usize, pid: Op
 
 /// An ok reply must report audio that the file holds; the pieces of a long text must all be
 /// synthesised, in the text's order.
-fn check_audio(case: &Case, reply: &Value, output: &Path, piece_chars: usize) -> Result<Option<usize>, String> {
-    let seconds = reply.get("audio_seconds").and_then(Value::as_f64).unwrap_or(0.0);
+fn check_audio(
+    case: &Case,
+    reply: &Value,
+    output: &Path,
+    piece_chars: usize,
+) -> Result<Option<usize>, String> {
+    let seconds = reply
+        .get("audio_seconds")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
     if seconds <= 0.0 {
         return Err(format!("ok reply without audio: {reply}"));
     }
     let bytes = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
     if bytes <= 44 {
-        return Err(format!("{} holds no audio ({bytes} bytes)", output.display()));
+        return Err(format!(
+            "{} holds no audio ({bytes} bytes)",
+            output.display()
+        ));
     }
     let expected = split_sentences(&case.text, piece_chars);
     let Some(done) = reply.get("pieces").and_then(Value::as_array) else {
         return Ok(None);
     };
     if done.len() != expected.len() {
-        return Err(format!("{} of {} pieces synthesised", done.len(), expected.len()));
+        return Err(format!(
+            "{} of {} pieces synthesised",
+            done.len(),
+            expected.len()
+        ));
     }
     for (n, (got, want)) in done.iter().zip(&expected).enumerate() {
         let chars = got.get("chars").and_then(Value::as_u64);
         let chunks = got.get("chunks").and_then(Value::as_u64).unwrap_or(0);
         if chars != Some(want.chars().count() as u64) {
-            return Err(format!("piece {n} out of order: {got} for {:?}", report::cut(want, 40)));
+            return Err(format!(
+                "piece {n} out of order: {got} for {:?}",
+                report::cut(want, 40)
+            ));
         }
         if chunks == 0 {
-            return Err(format!("piece {n} produced no audio: {:?}", report::cut(want, 40)));
+            return Err(format!(
+                "piece {n} produced no audio: {:?}",
+                report::cut(want, 40)
+            ));
         }
     }
     Ok((expected.len() > 1).then_some(expected.len()))
@@ -251,7 +298,9 @@ pub fn rss_kb(pid: u32) -> Option<u64> {
 fn alive(pid: u32) -> bool {
     if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the parenthesised command name.
-        let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
         return !matches!(state, Some("Z") | Some("X"));
     }
     if Path::new("/proc/self").exists() {

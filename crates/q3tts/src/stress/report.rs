@@ -192,7 +192,11 @@ impl Report {
         let c = self.counts();
         let times: Vec<f64> = self.records.iter().map(|r| r.ms).collect();
         let rss = match (self.rss.start, self.rss.end) {
-            (Some(a), Some(b)) => format!(", RSS {:.1} -> {:.1} MiB", a as f64 / 1024.0, b as f64 / 1024.0),
+            (Some(a), Some(b)) => format!(
+                ", RSS {:.1} -> {:.1} MiB",
+                a as f64 / 1024.0,
+                b as f64 / 1024.0
+            ),
             _ => String::new(),
         };
         format!(
@@ -224,9 +228,17 @@ pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
 
 /// At most `n` characters, control characters escaped.
 pub fn cut(s: &str, n: usize) -> String {
-    let mut out: String = s.chars().take(n).flat_map(|c| {
-        if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }
-    }).collect();
+    let mut out: String = s
+        .chars()
+        .take(n)
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
     if s.chars().count() > n {
         out.push('…');
     }
@@ -238,7 +250,14 @@ mod tests {
     use super::*;
 
     fn rec(i: usize, outcome: Outcome, ms: f64, text: &str) -> Record {
-        Record { index: i, kind: "phrase", text: text.into(), outcome, ms, pieces: None }
+        Record {
+            index: i,
+            kind: "phrase",
+            text: text.into(),
+            outcome,
+            ms,
+            pieces: None,
+        }
     }
 
     #[test]
@@ -253,7 +272,10 @@ mod tests {
 
     #[test]
     fn counts_and_cleanliness() {
-        let mut r = Report { planned: 3, ..Report::default() };
+        let mut r = Report {
+            planned: 3,
+            ..Report::default()
+        };
         r.records.push(rec(0, Outcome::Ok, 10.0, "short"));
         r.records.push(rec(1, Outcome::ExpectedError, 1.0, ""));
         r.records.push(rec(2, Outcome::Ok, 30.0, "the longest one"));
@@ -263,7 +285,8 @@ mod tests {
         assert_eq!(j["expected_errors"], 1);
         assert_eq!(j["longest_ok_text"]["chars"], 15);
         assert_eq!(j["response_ms"]["max"], 30.0);
-        r.records.push(rec(3, Outcome::Unexpected("boom".into()), 5.0, "x"));
+        r.records
+            .push(rec(3, Outcome::Unexpected("boom".into()), 5.0, "x"));
         r.planned = 4;
         assert!(!r.clean());
         let j = r.to_json();

@@ -20,14 +20,19 @@ fn handler_v(v: &str) -> String {
 }
 
 fn message(r: &Value) -> &str {
-    r["message"].as_str().unwrap_or_else(|| panic!("no message: {r}"))
+    r["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message: {r}"))
 }
 
 /// A short synthesis to a file with the default handler; must succeed with audio.
 fn good_request(d: &Daemon, out: &Path) {
     let r = request(
         &d.socket,
-        generate("Still here.", json!({"output": out, "options": {"max_new_tokens": 4, "greedy": true}})),
+        generate(
+            "Still here.",
+            json!({"output": out, "options": {"max_new_tokens": 4, "greedy": true}}),
+        ),
     );
     assert_eq!(r["status"], "ok", "{r}");
     assert!(r["audio_seconds"].as_f64().unwrap() > 0.0, "{r}");
@@ -49,7 +54,10 @@ fn handler_deleted_is_an_error_naming_it_until_restored() {
     assert!(m.contains("q3tts init"), "{m}");
     d.wait_log("[reload] error:");
     // Still an error on the next request (not a silent switch to the built-in handler).
-    assert_eq!(request(&d.socket, generate("c", json!({})))["status"], "error");
+    assert_eq!(
+        request(&d.socket, generate("c", json!({})))["status"],
+        "error"
+    );
 
     s.write("handlers.rhai", &handler_v("two"));
     let r = request(&d.socket, generate("d", json!({})));
@@ -94,8 +102,14 @@ fn unwritable_outputs_are_errors_naming_path_and_reason_and_the_daemon_serves_on
     let mut cases: Vec<(String, &str)> = vec![
         (s.path("adir").display().to_string(), "is a directory"),
         ("/dev/full".into(), "no space left on device"),
-        (s.path("afile/out.wav").display().to_string(), "Not a directory"),
-        (s.path("missing/out.wav").display().to_string(), "does not exist"),
+        (
+            s.path("afile/out.wav").display().to_string(),
+            "Not a directory",
+        ),
+        (
+            s.path("missing/out.wav").display().to_string(),
+            "does not exist",
+        ),
     ];
     if unsafe { libc::geteuid() } == 0 {
         // Root writes through permission bits; sysfs refuses new files to everyone.
@@ -104,17 +118,26 @@ fn unwritable_outputs_are_errors_naming_path_and_reason_and_the_daemon_serves_on
         use std::os::unix::fs::PermissionsExt;
         std::fs::create_dir(s.path("ro")).unwrap();
         std::fs::set_permissions(s.path("ro"), std::fs::Permissions::from_mode(0o500)).unwrap();
-        cases.push((s.path("ro/out.wav").display().to_string(), "permission denied"));
+        cases.push((
+            s.path("ro/out.wav").display().to_string(),
+            "permission denied",
+        ));
     }
     for (i, (out, reason)) in cases.iter().enumerate() {
         let r = request(
             &d.socket,
-            generate("Hello there.", json!({"output": out, "options": {"max_new_tokens": 4, "format": "wav"}})),
+            generate(
+                "Hello there.",
+                json!({"output": out, "options": {"max_new_tokens": 4, "format": "wav"}}),
+            ),
         );
         assert_eq!(r["status"], "error", "{out}: {r}");
         let m = message(&r);
         assert!(m.contains(out.as_str()), "{out}: {m}");
-        assert!(m.to_lowercase().contains(&reason.to_lowercase()), "{out}: {m}");
+        assert!(
+            m.to_lowercase().contains(&reason.to_lowercase()),
+            "{out}: {m}"
+        );
         good_request(&d, &s.path(&format!("good-{i}.wav")));
     }
 }
@@ -140,7 +163,10 @@ fn sigkill_mid_request_ends_the_client_and_serve_starts_again() {
         }
     }
     let lock = s.path("d.sock.lock");
-    assert!(s.socket().exists() && lock.exists(), "SIGKILL leaves socket and lock file");
+    assert!(
+        s.socket().exists() && lock.exists(),
+        "SIGKILL leaves socket and lock file"
+    );
     // The kernel released the lock: a new daemon takes it and replaces the stale socket.
     let d2 = Daemon::start(&s, &[]);
     assert_eq!(read_to(&lock).trim(), d2.child.id().to_string());
@@ -159,7 +185,13 @@ fn client_killed_mid_request_cancels_its_utterance() {
         .arg(s.socket())
         .arg("--handlers")
         .arg(s.handler())
-        .args(["-x", "suppress_eos=true", "--max-new-tokens", "100000", "-o"])
+        .args([
+            "-x",
+            "suppress_eos=true",
+            "--max-new-tokens",
+            "100000",
+            "-o",
+        ])
         .arg(s.path("long.wav"))
         .arg(text)
         .stdin(Stdio::null())
@@ -172,8 +204,15 @@ fn client_killed_mid_request_cancels_its_utterance() {
         if st["generating"] == text {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "never started: {}", d.log());
-        assert!(client.try_wait().unwrap().is_none(), "the client ended early");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "never started: {}",
+            d.log()
+        );
+        assert!(
+            client.try_wait().unwrap().is_none(),
+            "the client ended early"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     client.kill().unwrap();
@@ -181,7 +220,11 @@ fn client_killed_mid_request_cancels_its_utterance() {
     d.wait_log("[cancel] \"A long one, never ending.\" (client hung up)");
     let start = Instant::now();
     while request(&d.socket, json!({"action": "status"}))["generating"] != Value::Null {
-        assert!(start.elapsed() < Duration::from_secs(20), "the utterance goes on: {}", d.log());
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the utterance goes on: {}",
+            d.log()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     good_request(&d, &s.path("next.wav"));
@@ -223,8 +266,14 @@ fn a_request_without_audio_progress_hits_the_deadline_but_a_long_synthesis_does_
     // test build, but every chunk is progress, so it runs to its end.
     let out = s.path("long.wav");
     let t = Instant::now();
-    let r = request(&d.socket, generate("long", json!({"output": out, "options": {"tokens": 400}})));
-    eprintln!("long synthesis took {:.1}s against a 2s progress deadline", t.elapsed().as_secs_f64());
+    let r = request(
+        &d.socket,
+        generate("long", json!({"output": out, "options": {"tokens": 400}})),
+    );
+    eprintln!(
+        "long synthesis took {:.1}s against a 2s progress deadline",
+        t.elapsed().as_secs_f64()
+    );
     assert_eq!(r["status"], "ok", "{r}");
     // All of it (within a frame: the streamed decoder's edge), not a cut-off part.
     let samples = read_audio(&out).len();
@@ -242,11 +291,19 @@ struct Pulse {
 impl Pulse {
     /// `None` (after saying "NOT RUN") where pulseaudio is not installed; under CI that fails.
     fn start(s: &Scratch) -> Option<Pulse> {
-        let missing: Vec<&str> =
-            ["pulseaudio", "pactl"].into_iter().filter(|t| !tool_exists(t)).collect();
+        let missing: Vec<&str> = ["pulseaudio", "pactl"]
+            .into_iter()
+            .filter(|t| !tool_exists(t))
+            .collect();
         if !missing.is_empty() {
-            let why = format!("audio device loss not run: {} not installed", missing.join(", "));
-            assert!(std::env::var_os("CI").is_none(), "{why} (.ci/run installs them)");
+            let why = format!(
+                "audio device loss not run: {} not installed",
+                missing.join(", ")
+            );
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{why} (.ci/run installs them)"
+            );
             eprintln!("NOT RUN: {why}");
             return None;
         }
@@ -254,7 +311,8 @@ impl Pulse {
         std::fs::create_dir_all(dir.join("runtime")).unwrap();
         std::fs::create_dir_all(dir.join("home")).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.join("runtime"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(dir.join("runtime"), std::fs::Permissions::from_mode(0o700))
+            .unwrap();
         let mut p = Pulse { dir, server: None };
         p.launch();
         Some(p)
@@ -289,7 +347,10 @@ impl Pulse {
         self.server = Some(cmd.spawn().unwrap());
         let start = Instant::now();
         while !self.pactl(&["info"]).status.success() {
-            assert!(start.elapsed() < Duration::from_secs(15), "pulseaudio did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "pulseaudio did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -316,7 +377,8 @@ impl Drop for Pulse {
 }
 
 fn tool_exists(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
 }
 
 /// Plays `options.halves` half-seconds of silence on the speakers.
@@ -331,7 +393,9 @@ fn handle(model, request) {
 #[test]
 fn audio_device_lost_mid_utterance_fails_that_request_and_the_next_reopens_it() {
     let s = Scratch::new();
-    let Some(mut pulse) = Pulse::start(&s) else { return };
+    let Some(mut pulse) = Pulse::start(&s) else {
+        return;
+    };
     s.write("handlers.rhai", SPEAKERS_HANDLER);
     let d = Daemon::start_with(&s, &["--audio-backend", "pulse"], |cmd| pulse.env(cmd));
     let mut c = Conn::open(&d.socket);
@@ -339,8 +403,16 @@ fn audio_device_lost_mid_utterance_fails_that_request_and_the_next_reopens_it() 
     c.until_event("started");
     // Wait until the daemon's stream is playing on the server, then take the server away.
     let start = Instant::now();
-    while pulse.pactl(&["list", "short", "sink-inputs"]).stdout.is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(20), "no stream appeared: {}", d.log());
+    while pulse
+        .pactl(&["list", "short", "sink-inputs"])
+        .stdout
+        .is_empty()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no stream appeared: {}",
+            d.log()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     pulse.kill();
@@ -351,7 +423,14 @@ fn audio_device_lost_mid_utterance_fails_that_request_and_the_next_reopens_it() 
 
     // The server is back: the next request opens the device again.
     pulse.launch();
-    let r = request(&d.socket, json!({"action": "generate", "text": "again", "options": {"halves": 1}}));
+    let r = request(
+        &d.socket,
+        json!({"action": "generate", "text": "again", "options": {"halves": 1}}),
+    );
     assert_eq!(r["status"], "ok", "{r}");
-    assert!(d.log().contains("[reload] \"again\" -> speakers"), "{}", d.log());
+    assert!(
+        d.log().contains("[reload] \"again\" -> speakers"),
+        "{}",
+        d.log()
+    );
 }

@@ -21,10 +21,17 @@ const ECHO_HANDLER: &str = "fn handle(model, request) { #{ echoed: request.text 
 
 fn seeds() -> Vec<Vec<u8>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/requests");
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     // Every case must leave the daemon running: no `shutdown` seed.
-    files.into_iter().map(|p| std::fs::read(p).unwrap()).filter(|b| !b.windows(8).any(|w| w == b"shutdown")).collect()
+    files
+        .into_iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .filter(|b| !b.windows(8).any(|w| w == b"shutdown"))
+        .collect()
 }
 
 fn frame(payload: &[u8]) -> Vec<u8> {
@@ -58,7 +65,10 @@ fn request_like() -> impl Strategy<Value = Value> {
     ]);
     let action = prop::sample::select(vec!["generate", "status", "stop", "dance"]);
     (action, prop::collection::btree_map(key, value, 0..5)).prop_map(|(a, fields)| {
-        let mut m: serde_json::Map<String, Value> = fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let mut m: serde_json::Map<String, Value> = fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         m.insert("action".into(), a.into());
         Value::Object(m)
     })
@@ -120,19 +130,29 @@ fn exchange(socket: &std::path::Path, bytes: &[u8]) -> Result<(), TestCaseError>
             audio = !payload.is_empty();
             continue;
         }
-        let v: Value = serde_json::from_slice(payload).map_err(|e| TestCaseError::fail(format!("not JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(payload)
+            .map_err(|e| TestCaseError::fail(format!("not JSON: {e}")))?;
         prop_assert_eq!(finals, 0, "a frame after the final reply: {}", v);
         if v.get("status").is_some() {
             finals += 1;
             if v["status"] == "error" {
-                prop_assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", v);
+                prop_assert!(
+                    v["message"].as_str().is_some_and(|m| !m.is_empty()),
+                    "{}",
+                    v
+                );
             }
         } else {
             audio = v["event"] == "audio";
         }
     }
     // Nothing sent: the daemon just closes; anything else gets its one reply.
-    prop_assert_eq!(finals, usize::from(!bytes.is_empty()), "for {:?}", String::from_utf8_lossy(bytes));
+    prop_assert_eq!(
+        finals,
+        usize::from(!bytes.is_empty()),
+        "for {:?}",
+        String::from_utf8_lossy(bytes)
+    );
     Ok(())
 }
 
@@ -141,8 +161,15 @@ fn any_bytes_get_at_most_one_reply_and_the_daemon_serves_on() {
     let s = Scratch::new();
     s.write("handlers.rhai", ECHO_HANDLER);
     let d = Daemon::start(&s, &[]);
-    let cases = std::env::var("Q3TTS_SOCKET_PROP_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
-    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+    let cases = std::env::var("Q3TTS_SOCKET_PROP_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
     let socket = d.socket.clone();
     let ran = std::cell::Cell::new(0usize);
     let started = std::time::Instant::now();
@@ -155,7 +182,11 @@ fn any_bytes_get_at_most_one_reply_and_the_daemon_serves_on() {
             Ok(())
         })
         .unwrap();
-    eprintln!("{} inputs sent to the daemon in {:.2}s", ran.get(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "{} inputs sent to the daemon in {:.2}s",
+        ran.get(),
+        started.elapsed().as_secs_f64()
+    );
     assert!(ran.get() >= cases as usize);
     let log = d.log();
     assert!(!log.contains("panicked"), "{log}");

@@ -23,7 +23,16 @@ const RSS_GROWTH_KB: i64 = 64 * 1024;
 
 fn stress(s: &Scratch, count: &str, report: &Path) -> Output {
     std::process::Command::new(EXE)
-        .args(["stress", "--count", count, "--max-new-tokens", "16", "--timeout", "120", "--report"])
+        .args([
+            "stress",
+            "--count",
+            count,
+            "--max-new-tokens",
+            "16",
+            "--timeout",
+            "120",
+            "--report",
+        ])
         .arg(report)
         .arg("--socket")
         .arg(s.socket())
@@ -36,7 +45,9 @@ fn read_report(p: &Path) -> Value {
 }
 
 fn n(v: &Value, key: &str) -> i64 {
-    v[key].as_i64().unwrap_or_else(|| panic!("report lacks {key}: {v}"))
+    v[key]
+        .as_i64()
+        .unwrap_or_else(|| panic!("report lacks {key}: {v}"))
 }
 
 #[test]
@@ -59,7 +70,10 @@ fn a_stress_pass_on_the_tiny_model_is_clean() {
     // Both sides of the corpus were exercised.
     assert!(n(&r, "ok") > 0 && n(&r, "expected_errors") > 0, "{r:#}");
     for kind in ["empty", "whitespace", "invalid_option"] {
-        assert_eq!(r["by_kind"][kind]["expected_errors"], r["by_kind"][kind]["total"], "{kind}: {r:#}");
+        assert_eq!(
+            r["by_kind"][kind]["expected_errors"], r["by_kind"][kind]["total"],
+            "{kind}: {r:#}"
+        );
     }
     // A 500+ word page succeeded, checked piece by piece.
     assert!(n(&r["longest_ok_text"], "words") >= 500, "{r:#}");
@@ -68,18 +82,27 @@ fn a_stress_pass_on_the_tiny_model_is_clean() {
     // Memory.
     let rss = &r["rss_kb"];
     assert!(n(rss, "start") > 0, "{r:#}");
-    assert!(n(rss, "growth_after_warmup") < RSS_GROWTH_AFTER_WARMUP_KB, "{r:#}");
+    assert!(
+        n(rss, "growth_after_warmup") < RSS_GROWTH_AFTER_WARMUP_KB,
+        "{r:#}"
+    );
     assert!(n(rss, "growth") < RSS_GROWTH_KB, "{r:#}");
     // The daemon is still there and counted every request that reached the worker.
     let st = request(&d.socket, serde_json::json!({"action": "status"}));
     assert_eq!(st["status"], "ok");
-    assert!(st["requests_served"].as_i64().unwrap() >= n(&r, "ok"), "{st}");
+    assert!(
+        st["requests_served"].as_i64().unwrap() >= n(&r, "ok"),
+        "{st}"
+    );
 }
 
 #[test]
 fn stress_reports_a_handler_that_writes_no_audio_as_unexpected() {
     let s = Scratch::new();
-    s.write("handlers.rhai", "fn handle(model, request) { #{ audio_seconds: 0.0 } }\n");
+    s.write(
+        "handlers.rhai",
+        "fn handle(model, request) { #{ audio_seconds: 0.0 } }\n",
+    );
     let _d = Daemon::start(&s, &[]);
     let report = s.path("report.json");
     let o = stress(&s, "12", &report);
@@ -87,7 +110,11 @@ fn stress_reports_a_handler_that_writes_no_audio_as_unexpected() {
     let r = read_report(&report);
     // Requests the daemon refuses before the handler still come back as expected errors.
     assert!(n(&r, "unexpected_errors") > 0, "{r:#}");
-    assert_eq!(n(&r, "unexpected_errors") + n(&r, "expected_errors"), 12, "{r:#}");
+    assert_eq!(
+        n(&r, "unexpected_errors") + n(&r, "expected_errors"),
+        12,
+        "{r:#}"
+    );
     let detail = r["failures"][0]["detail"].as_str().unwrap();
     assert!(detail.contains("without audio"), "{r:#}");
 }
@@ -98,7 +125,14 @@ fn stress_reports_a_daemon_killed_mid_run_as_a_crash() {
     let mut d = Daemon::start(&s, &[]);
     let report = s.path("report.json");
     let child = std::process::Command::new(EXE)
-        .args(["stress", "--count", "200", "--max-new-tokens", "16", "--report"])
+        .args([
+            "stress",
+            "--count",
+            "200",
+            "--max-new-tokens",
+            "16",
+            "--report",
+        ])
         .arg(&report)
         .arg("--socket")
         .arg(s.socket())
@@ -114,5 +148,9 @@ fn stress_reports_a_daemon_killed_mid_run_as_a_crash() {
     let r = read_report(&report);
     assert_eq!(n(&r, "daemon_crashes"), 1, "{r:#}");
     assert!(n(&r, "not_run") > 0, "{r:#}");
-    assert_eq!(r["failures"].as_array().unwrap().last().unwrap()["outcome"], "crash", "{r:#}");
+    assert_eq!(
+        r["failures"].as_array().unwrap().last().unwrap()["outcome"],
+        "crash",
+        "{r:#}"
+    );
 }
