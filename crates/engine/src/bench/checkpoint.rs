@@ -138,13 +138,12 @@ fn preprocessor_config() -> serde_json::Value {
     })
 }
 
-/// `tokenizer.json` (read by the engine) and the vocab/merges/tokenizer_config trio (read by
-/// the reference's Qwen2 tokenizer): byte-level, no merges, the real special ids.
+/// The vocab/merges/tokenizer_config trio (read by the engine and by the reference's Qwen2
+/// tokenizer): byte-level, no merges, the real special ids. No `tokenizer.json`: the preset's
+/// ids have holes (256‥872‥77091‥151643), which its serialiser warns about at length.
 fn write_tokenizer(dir: &Path) -> Result<()> {
     let tok = presets::synthetic_tokenizer();
     let inner = tok.inner();
-    let json = dir.join("tokenizer.json");
-    inner.save(&json, true).map_err(|e| Error::File { path: json.clone(), reason: e.to_string() })?;
     let mut vocab: Vec<(String, u32)> = inner.get_vocab(false).into_iter().collect();
     vocab.sort_by_key(|(_, id)| *id);
     let base: serde_json::Map<String, serde_json::Value> =
@@ -189,15 +188,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokenizer_files_agree_with_each_other() {
+    fn tokenizer_files_give_the_preset_ids() {
         let dir = std::env::temp_dir().join(format!("q3tts-ckpt-tok-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         write_tokenizer(&dir).unwrap();
-        let from_json = crate::text_tokenizer::TextTokenizer::load(&dir).unwrap();
+        let preset = presets::synthetic_tokenizer();
         let from_trio = crate::text_tokenizer::TextTokenizer::from_vocab_merges(&dir).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         let text = crate::plan::assistant_prompt("Hello, wörld.");
-        assert_eq!(from_json.encode(&text).unwrap(), from_trio.encode(&text).unwrap());
-        assert_eq!(from_json.encode(&text).unwrap()[..3], [151644, 77091, 198]);
+        assert!(!dir.join("tokenizer.json").exists());
+        assert_eq!(preset.encode(&text).unwrap(), from_trio.encode(&text).unwrap());
+        assert_eq!(from_trio.encode(&text).unwrap()[..3], [151644, 77091, 198]);
     }
 }
