@@ -194,9 +194,9 @@ mod tests {
         write_tokenizer(&dir).unwrap();
         let preset = presets::synthetic_tokenizer();
         let from_trio = crate::text_tokenizer::TextTokenizer::from_vocab_merges(&dir).unwrap();
+        assert!(!dir.join("tokenizer.json").exists());
         std::fs::remove_dir_all(&dir).unwrap();
         let text = crate::plan::assistant_prompt("Hello, wörld.");
-        assert!(!dir.join("tokenizer.json").exists());
         assert_eq!(preset.encode(&text).unwrap(), from_trio.encode(&text).unwrap());
         assert_eq!(from_trio.encode(&text).unwrap()[..3], [151644, 77091, 198]);
     }
