@@ -10,6 +10,7 @@ mod control;
 mod errors;
 mod faults;
 mod frames;
+mod hub;
 mod instance;
 mod prop_protocol;
 mod reload;
