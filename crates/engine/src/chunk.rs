@@ -13,7 +13,10 @@ pub struct AudioChunk {
 
 impl AudioChunk {
     pub fn new(samples: impl Into<Arc<[f32]>>, sample_rate: u32) -> Self {
-        Self { samples: samples.into(), sample_rate }
+        Self {
+            samples: samples.into(),
+            sample_rate,
+        }
     }
     pub fn samples(&self) -> &[f32] {
         &self.samples

@@ -28,6 +28,7 @@
 //! [`voice_clone`] (speaker encoder wiring), [`presets`] (released dimensions, random weights).
 //! The audio side: [`codec`] (12 Hz decoder and encoder) and [`speaker`] (x-vector).
 
+pub mod bench;
 mod cancel;
 mod chunk;
 pub mod code_predictor;
@@ -37,12 +38,11 @@ mod error;
 pub mod generate;
 mod model;
 pub mod plan;
-pub mod bench;
 pub mod presets;
 pub mod prompt;
 mod request;
-mod session;
 pub mod sampling;
+mod session;
 pub mod speaker;
 pub mod talker;
 pub mod text_tokenizer;
@@ -53,9 +53,9 @@ pub mod weights;
 pub use cancel::CancelToken;
 pub use chunk::AudioChunk;
 pub use error::{Error, Result};
-pub use request::{RefAudio, SamplingOptions, SynthesisRequest};
-pub use model::{LoadOptions, Model, ModelInfo, ModelParts, Session, SessionStats, Variant};
 pub use generate::Frame;
+pub use model::{LoadOptions, Model, ModelInfo, ModelParts, Session, SessionStats, Variant};
+pub use request::{RefAudio, SamplingOptions, SynthesisRequest};
 
 /// Output sample rate of every released 12 Hz model.
 pub const SAMPLE_RATE: u32 = 24_000;

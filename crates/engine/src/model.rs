@@ -263,8 +263,8 @@ impl Model {
         &self.inner.codec
     }
 
-    /// Resolve a request: token ids, language and voice, generation parameters, notes.
-    pub fn plan(&self, req: &SynthesisRequest) -> Result<Plan> {
+    /// The request resolver over this model's config, generation defaults and tokenizer.
+    fn planner(&self) -> Planner<'_> {
         let i = &self.inner;
         Planner {
             variant: i.info.variant,
@@ -274,22 +274,17 @@ impl Model {
             tokenizer: &i.tokenizer,
             default_speaker: i.info.default_speaker.as_deref(),
         }
-        .plan(req)
+    }
+
+    /// Resolve a request: token ids, language and voice, generation parameters, notes.
+    pub fn plan(&self, req: &SynthesisRequest) -> Result<Plan> {
+        self.planner().plan(req)
     }
 
     /// The generation parameters a request resolves to (sampling overrides over
     /// generation_config.json, seed, max_new_tokens, EOS rules).
     pub fn generation_params(&self, req: &SynthesisRequest) -> Result<GenerationParams> {
-        let i = &self.inner;
-        Planner {
-            variant: i.info.variant,
-            size: i.config.tts_model_size.as_deref().unwrap_or(""),
-            config: &i.config,
-            generation: &i.generation,
-            tokenizer: &i.tokenizer,
-            default_speaker: i.info.default_speaker.as_deref(),
-        }
-        .params(req)
+        self.planner().params(req)
     }
 
     /// Turn a plan into prompt inputs, running the speaker encoder (x-vector) and the codec

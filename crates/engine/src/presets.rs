@@ -37,7 +37,8 @@ impl RealSize {
 
 /// The CustomVoice `config.json` of a released size (speakers, languages, ids as published).
 pub fn custom_voice_config(size: RealSize) -> ModelConfig {
-    serde_json::from_str(&custom_voice_config_json(size)).expect("the built-in preset config parses")
+    serde_json::from_str(&custom_voice_config_json(size))
+        .expect("the built-in preset config parses")
 }
 
 /// [`custom_voice_config`] as JSON text (for writing a checkpoint to disk).

@@ -70,6 +70,9 @@ impl Default for SynthesisRequest {
 
 impl SynthesisRequest {
     pub fn new(text: impl Into<String>) -> Self {
-        Self { text: text.into(), ..Self::default() }
+        Self {
+            text: text.into(),
+            ..Self::default()
+        }
     }
 }

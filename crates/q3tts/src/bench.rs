@@ -14,7 +14,9 @@ use candle_core::{DType, Device};
 use clap::Args;
 use q3tts_engine::bench::{bandwidth, checkpoint, traffic::FrameTraffic};
 use q3tts_engine::presets::{random_custom_voice, RealSize};
-use q3tts_engine::{CancelToken, Model, SamplingOptions, SynthesisRequest, SAMPLES_PER_FRAME, SAMPLE_RATE};
+use q3tts_engine::{
+    CancelToken, Model, SamplingOptions, SynthesisRequest, SAMPLES_PER_FRAME, SAMPLE_RATE,
+};
 use serde_json::{json, Value};
 
 use crate::cli::Common;
@@ -75,10 +77,15 @@ struct Run {
 pub fn run(args: &BenchArgs, common: &Common) -> anyhow::Result<i32> {
     let usage = |m: String| anyhow::Error::new(UsageError(m));
     if args.frames == 0 || args.runs == 0 || args.first_chunk == 0 || args.chunk == 0 {
-        return Err(usage("--frames, --runs, --first-chunk and --chunk must be at least 1".into()));
+        return Err(usage(
+            "--frames, --runs, --first-chunk and --chunk must be at least 1".into(),
+        ));
     }
     let size = match &args.size {
-        Some(s) => Some(RealSize::parse(s).ok_or_else(|| usage(format!("unknown --size {s:?}: use 0.6b or 1.7b")))?),
+        Some(s) => Some(
+            RealSize::parse(s)
+                .ok_or_else(|| usage(format!("unknown --size {s:?}: use 0.6b or 1.7b")))?,
+        ),
         None if common.model.is_none() || args.write_checkpoint.is_some() => Some(RealSize::B0_6),
         None => None,
     };
@@ -86,13 +93,20 @@ pub fn run(args: &BenchArgs, common: &Common) -> anyhow::Result<i32> {
         let size = size.unwrap_or(RealSize::B0_6);
         checkpoint::write_random_custom_voice(dir, size, SEED)
             .with_context(|| format!("cannot write the checkpoint to {}", dir.display()))?;
-        eprintln!("q3tts bench: wrote random {} weights to {}", size_name(size), dir.display());
+        eprintln!(
+            "q3tts bench: wrote random {} weights to {}",
+            size_name(size),
+            dir.display()
+        );
         return Ok(crate::client::EXIT_OK);
     }
     let dtype = model::parse_dtype(&common.dtype).map_err(|e| usage(e.to_string()))?;
     let t0 = Instant::now();
     let (model, source) = match size {
-        Some(s) => (random_custom_voice(s, dtype, &Device::Cpu, SEED)?, format!("random {}", size_name(s))),
+        Some(s) => (
+            random_custom_voice(s, dtype, &Device::Cpu, SEED)?,
+            format!("random {}", size_name(s)),
+        ),
         None => {
             let spec = model::spec_or_default(common.model.as_deref());
             let loaded = model::load(&spec, &model::LoadConfig { dtype })?;
@@ -118,7 +132,10 @@ pub fn run(args: &BenchArgs, common: &Common) -> anyhow::Result<i32> {
     let threads = threads(common);
     let probe = (args.probe_mib > 0).then(|| {
         let buf = bandwidth::probe_buffer(args.probe_mib << 20);
-        (bandwidth::read_gbs(&buf, 1, 3), bandwidth::read_gbs(&buf, threads, 3))
+        (
+            bandwidth::read_gbs(&buf, 1, 3),
+            bandwidth::read_gbs(&buf, threads, 3),
+        )
     });
 
     let traffic = FrameTraffic::of(model.config());
@@ -136,10 +153,13 @@ pub fn run(args: &BenchArgs, common: &Common) -> anyhow::Result<i32> {
     });
     merge(&mut out, extra);
     if let Some((one, all)) = probe {
-        merge(&mut out, json!({
-            "read_gbs_1_thread": one, "read_gbs_n_threads": all,
-            "ceiling_frames_per_s": all * 1e9 / bytes_per_frame as f64,
-        }));
+        merge(
+            &mut out,
+            json!({
+                "read_gbs_1_thread": one, "read_gbs_n_threads": all,
+                "ceiling_frames_per_s": all * 1e9 / bytes_per_frame as f64,
+            }),
+        );
     }
     if args.json {
         println!("{}", serde_json::to_string(&out)?);
@@ -240,18 +260,42 @@ fn merge(into: &mut Value, from: Value) {
 
 fn print_table(v: &Value) {
     let f = |k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
-    let s = |k: &str| v.get(k).map(|x| x.to_string().trim_matches('"').to_string()).unwrap_or_default();
+    let s = |k: &str| {
+        v.get(k)
+            .map(|x| x.to_string().trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
     println!("model {} ({}), {} threads, {} frames, prompt {} positions, first chunk {} frames, median of {} (load average {})",
         s("model"), s("dtype"), s("threads"), s("frames"), s("prompt_positions"), s("first_chunk_frames"), s("runs"), s("load_average"));
     println!("  prefill                {:>9.1} ms", f("prefill_ms"));
-    println!("  talker                 {:>9.1} ms/frame", f("talker_ms_per_frame"));
-    println!("  code predictor         {:>9.1} ms/frame", f("code_predictor_ms_per_frame"));
-    println!("  decoder (streaming)    {:>9.1} ms/frame", f("decoder_ms_per_frame"));
-    println!("  generation             {:>9.2} frames/s (12.5 = real time)", f("frames_per_s"));
-    println!("  end to end             {:>9.2} frames/s, RTF {:.2}", f("end_to_end_frames_per_s"), f("rtf"));
+    println!(
+        "  talker                 {:>9.1} ms/frame",
+        f("talker_ms_per_frame")
+    );
+    println!(
+        "  code predictor         {:>9.1} ms/frame",
+        f("code_predictor_ms_per_frame")
+    );
+    println!(
+        "  decoder (streaming)    {:>9.1} ms/frame",
+        f("decoder_ms_per_frame")
+    );
+    println!(
+        "  generation             {:>9.2} frames/s (12.5 = real time)",
+        f("frames_per_s")
+    );
+    println!(
+        "  end to end             {:>9.2} frames/s, RTF {:.2}",
+        f("end_to_end_frames_per_s"),
+        f("rtf")
+    );
     println!("  time to first audio    {:>9.3} s", f("ttfa_s"));
     println!("  peak RSS               {:>9.0} MB", f("peak_rss_mb"));
-    println!("  weights per frame      {:>9.1} MB, achieved {:.1} GB/s", f("weight_bytes_per_frame") / 1e6, f("achieved_gbs"));
+    println!(
+        "  weights per frame      {:>9.1} MB, achieved {:.1} GB/s",
+        f("weight_bytes_per_frame") / 1e6,
+        f("achieved_gbs")
+    );
     if v.get("read_gbs_n_threads").is_some() {
         println!("  read bandwidth         {:>9.1} GB/s on 1 thread, {:.1} GB/s on {} → ceiling {:.2} frames/s",
             f("read_gbs_1_thread"), f("read_gbs_n_threads"), s("threads"), f("ceiling_frames_per_s"));
@@ -263,7 +307,11 @@ fn print_table(v: &Value) {
 fn threads(common: &Common) -> usize {
     common
         .threads
-        .or_else(|| std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()))
+        .or_else(|| {
+            std::env::var("RAYON_NUM_THREADS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+        })
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 

@@ -165,15 +165,21 @@ pub struct ServeArgs {
 
 impl Common {
     pub fn socket_path(&self) -> PathBuf {
-        self.socket.clone().unwrap_or_else(|| home().join(".q3tts.sock"))
+        self.socket
+            .clone()
+            .unwrap_or_else(|| home().join(".q3tts.sock"))
     }
     pub fn handler_path(&self) -> PathBuf {
-        self.handlers.clone().unwrap_or_else(|| config_dir().join("handlers.rhai"))
+        self.handlers
+            .clone()
+            .unwrap_or_else(|| config_dir().join("handlers.rhai"))
     }
 }
 
 pub fn home() -> PathBuf {
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map_or_else(|| "/tmp".into(), PathBuf::from)
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map_or_else(|| "/tmp".into(), PathBuf::from)
 }
 
 /// `$XDG_CONFIG_HOME/q3tts` or `~/.config/q3tts`.

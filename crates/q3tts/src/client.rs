@@ -44,7 +44,10 @@ pub fn connect(socket: &Path) -> anyhow::Result<Option<UnixStream>> {
         {
             Ok(None)
         }
-        Err(e) => Err(anyhow::anyhow!("cannot connect to {}: {e}", socket.display())),
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot connect to {}: {e}",
+            socket.display()
+        )),
     }
 }
 
@@ -57,7 +60,9 @@ pub fn build_request(say: &SayArgs, common: &Common) -> anyhow::Result<Request> 
                 return Err(usage("give the text to speak as an argument or on stdin"));
             }
             let mut t = String::new();
-            std::io::stdin().read_to_string(&mut t).context("cannot read the text from stdin")?;
+            std::io::stdin()
+                .read_to_string(&mut t)
+                .context("cannot read the text from stdin")?;
             t
         }
     };
@@ -87,7 +92,9 @@ fn absolute(p: &Path) -> anyhow::Result<std::path::PathBuf> {
     if p.is_absolute() {
         return Ok(p.to_path_buf());
     }
-    Ok(std::env::current_dir().context("cannot read the current directory")?.join(p))
+    Ok(std::env::current_dir()
+        .context("cannot read the current directory")?
+        .join(p))
 }
 
 fn options(say: &SayArgs) -> anyhow::Result<Map<String, Value>> {
@@ -101,13 +108,19 @@ fn options(say: &SayArgs) -> anyhow::Result<Map<String, Value>> {
     put("temperature", say.temperature.map(Value::from));
     put("top_k", say.top_k.map(Value::from));
     put("top_p", say.top_p.map(Value::from));
-    put("repetition_penalty", say.repetition_penalty.map(Value::from));
+    put(
+        "repetition_penalty",
+        say.repetition_penalty.map(Value::from),
+    );
     put("max_new_tokens", say.max_new_tokens.map(Value::from));
     put("greedy", say.greedy.then_some(Value::Bool(true)));
     put("ref_text", say.ref_text.clone().map(Value::from));
     put("format", say.format.clone().map(Value::from));
     if let Some(r) = &say.ref_audio {
-        o.insert("ref_audio".into(), absolute(r)?.display().to_string().into());
+        o.insert(
+            "ref_audio".into(),
+            absolute(r)?.display().to_string().into(),
+        );
     }
     for kv in &say.extra {
         let (k, v) = kv
@@ -136,7 +149,10 @@ pub fn exchange(
         let v: Value = serde_json::from_slice(&frame).context("the daemon sent bad JSON")?;
         match v.get("event").and_then(Value::as_str) {
             Some("audio") => {
-                let rate = v.get("sample_rate").and_then(Value::as_u64).unwrap_or(24_000) as u32;
+                let rate = v
+                    .get("sample_rate")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(24_000) as u32;
                 audio(AudioEvent::Start(rate))?;
                 loop {
                     let f = protocol::read_frame(stream)
@@ -164,7 +180,9 @@ pub enum AudioEvent<'a> {
 
 /// A one-shot control request (`status`, `stop`, `shutdown`).
 pub fn control(socket: &Path, action: Action, all: bool) -> anyhow::Result<Option<Value>> {
-    let Some(mut stream) = connect(socket)? else { return Ok(None) };
+    let Some(mut stream) = connect(socket)? else {
+        return Ok(None);
+    };
     let mut req = Request::new(action);
     req.all = all;
     exchange(&mut stream, &req, |_| Ok(())).map(Some)
@@ -213,7 +231,9 @@ pub fn report(reply: &Value) -> i32 {
         for k in ["output", "audio_seconds", "seed", "rtf"] {
             if let Some(v) = reply.get(k).filter(|v| !v.is_null()) {
                 let s = match v {
-                    Value::Number(n) if n.is_f64() => format!("{k}={:.2}", n.as_f64().unwrap_or(0.0)),
+                    Value::Number(n) if n.is_f64() => {
+                        format!("{k}={:.2}", n.as_f64().unwrap_or(0.0))
+                    }
                     Value::String(s) => format!("{k}={s}"),
                     other => format!("{k}={other}"),
                 };
@@ -223,14 +243,22 @@ pub fn report(reply: &Value) -> i32 {
         if !parts.is_empty() {
             eprintln!("{}", parts.join(" "));
         }
-        for note in reply.get("notes").and_then(Value::as_array).into_iter().flatten() {
+        for note in reply
+            .get("notes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(n) = note.as_str() {
                 eprintln!("note: {n}");
             }
         }
         EXIT_OK
     } else {
-        let msg = reply.get("message").and_then(Value::as_str).unwrap_or("the daemon failed");
+        let msg = reply
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("the daemon failed");
         eprintln!("q3tts: {msg}");
         EXIT_FAILED
     }

@@ -65,7 +65,9 @@ pub fn main() -> i32 {
 }
 
 fn load_config(common: &Common) -> anyhow::Result<LoadConfig> {
-    Ok(LoadConfig { dtype: model::parse_dtype(&common.dtype).map_err(|e| UsageError(e.to_string()))? })
+    Ok(LoadConfig {
+        dtype: model::parse_dtype(&common.dtype).map_err(|e| UsageError(e.to_string()))?,
+    })
 }
 
 fn say(cli: &Cli) -> anyhow::Result<i32> {
@@ -84,7 +86,12 @@ fn say(cli: &Cli) -> anyhow::Result<i32> {
         "q3tts: no daemon on {}; running in-process (loading {spec})",
         log::tilde(&socket)
     );
-    let reply = crate::inline::run(&req, &spec, &load_config(&cli.common)?, &cli.common.handler_path())?;
+    let reply = crate::inline::run(
+        &req,
+        &spec,
+        &load_config(&cli.common)?,
+        &cli.common.handler_path(),
+    )?;
     Ok(client::report(&reply))
 }
 
@@ -103,7 +110,9 @@ fn serve(args: &ServeArgs, common: &Common) -> anyhow::Result<i32> {
     }
     let backend = q3tts_audio::Backend::from_name(&args.audio_backend)
         .map_err(|e| UsageError(e.to_string()))?;
-    let log_path = args.daemon.then(|| args.log.clone().unwrap_or_else(daemonize::default_log_path));
+    let log_path = args
+        .daemon
+        .then(|| args.log.clone().unwrap_or_else(daemonize::default_log_path));
     let log_path = log_path.map(|p| absolute(&p)).transpose()?;
     let cfg = server::ServeConfig {
         socket,
@@ -133,11 +142,18 @@ fn serve(args: &ServeArgs, common: &Common) -> anyhow::Result<i32> {
 }
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
-    Ok(if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) })
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    })
 }
 
 fn no_daemon(common: &Common) -> anyhow::Error {
-    anyhow::anyhow!("no daemon is listening on {}", log::tilde(&common.socket_path()))
+    anyhow::anyhow!(
+        "no daemon is listening on {}",
+        log::tilde(&common.socket_path())
+    )
 }
 
 fn status(common: &Common) -> anyhow::Result<i32> {
@@ -151,13 +167,23 @@ fn status(common: &Common) -> anyhow::Result<i32> {
 }
 
 fn control(common: &Common, action: Action, all: bool) -> anyhow::Result<i32> {
-    let reply = client::control(&common.socket_path(), action, all)?
-        .ok_or_else(|| no_daemon(common))?;
+    let reply =
+        client::control(&common.socket_path(), action, all)?.ok_or_else(|| no_daemon(common))?;
     let code = client::report(&reply);
     if code == EXIT_OK && action == Action::Stop {
-        let c = reply.get("cancelled").and_then(Value::as_bool).unwrap_or(false);
+        let c = reply
+            .get("cancelled")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let d = reply.get("dropped").and_then(Value::as_u64).unwrap_or(0);
-        eprintln!("{}", if c { "cancelled the utterance in progress" } else { "nothing was playing" });
+        eprintln!(
+            "{}",
+            if c {
+                "cancelled the utterance in progress"
+            } else {
+                "nothing was playing"
+            }
+        );
         if all {
             eprintln!("dropped {d} queued request(s)");
         }
@@ -169,7 +195,10 @@ fn init(dir: Option<&Path>, force: bool) -> anyhow::Result<i32> {
     let dir = dir.map_or_else(crate::cli::config_dir, Path::to_path_buf);
     let path = dir.join("handlers.rhai");
     if path.exists() && !force {
-        eprintln!("q3tts: {} already exists; pass --force to overwrite it", path.display());
+        eprintln!(
+            "q3tts: {} already exists; pass --force to overwrite it",
+            path.display()
+        );
         return Ok(EXIT_FAILED);
     }
     std::fs::create_dir_all(&dir)
@@ -186,7 +215,10 @@ fn check(common: &Common) -> anyhow::Result<i32> {
     match rt.check() {
         Ok(files) => {
             if rt.using_builtin {
-                println!("no handler at {}: the built-in default is used, and it compiles", path.display());
+                println!(
+                    "no handler at {}: the built-in default is used, and it compiles",
+                    path.display()
+                );
             } else {
                 for f in files {
                     println!("ok {}", f.display());

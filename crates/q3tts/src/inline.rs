@@ -22,8 +22,13 @@ impl Host for InlineHost {
             .map(|s| Box::new(s) as Box<dyn Sink>)
             .map_err(|e| e.to_string())
     }
-    fn stream(&mut self, sample_rate: u32, format: Option<Format>) -> Result<Box<dyn Sink>, String> {
-        q3tts_audio::stdout_sink(format.unwrap_or(Format::Wav), sample_rate).map_err(|e| e.to_string())
+    fn stream(
+        &mut self,
+        sample_rate: u32,
+        format: Option<Format>,
+    ) -> Result<Box<dyn Sink>, String> {
+        q3tts_audio::stdout_sink(format.unwrap_or(Format::Wav), sample_rate)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -44,7 +49,12 @@ pub fn run(req: &Request, spec: &str, load: &LoadConfig, handler: &Path) -> anyh
         });
     }
     let mut rt = Runtime::new(handler.to_path_buf(), Limits::default());
-    let result = rt.handle(Some(&loaded.model), handler_request(req), cancel, Box::new(InlineHost));
+    let result = rt.handle(
+        Some(&loaded.model),
+        handler_request(req),
+        cancel,
+        Box::new(InlineHost),
+    );
     Ok(match result {
         Ok(out) => {
             let mut reply = out.reply;

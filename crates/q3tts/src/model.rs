@@ -46,10 +46,16 @@ pub fn normalize_spec(spec: &str) -> String {
 pub fn load(spec: &str, cfg: &LoadConfig) -> anyhow::Result<Loaded> {
     let start = Instant::now();
     let dir = resolve(spec)?;
-    let opts = LoadOptions { dtype: cfg.dtype, ..LoadOptions::default() };
+    let opts = LoadOptions {
+        dtype: cfg.dtype,
+        ..LoadOptions::default()
+    };
     let model = Model::load(&dir, &opts)
         .with_context(|| format!("cannot load the model in {}", dir.display()))?;
-    Ok(Loaded { model, seconds: start.elapsed().as_secs_f64() })
+    Ok(Loaded {
+        model,
+        seconds: start.elapsed().as_secs_f64(),
+    })
 }
 
 /// A directory as is; a repo id through the hub cache (downloading what is missing).

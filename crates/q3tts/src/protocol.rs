@@ -38,7 +38,10 @@ pub enum FrameError {
     /// The header announced more than [`MAX_FRAME`] bytes.
     TooLarge(usize),
     /// The connection ended (or timed out) in the middle of a frame.
-    Truncated { expected: usize, got: usize },
+    Truncated {
+        expected: usize,
+        got: usize,
+    },
     /// A read timed out before the frame was complete.
     TimedOut,
     Io(io::Error),
@@ -52,7 +55,10 @@ impl std::fmt::Display for FrameError {
                 write!(f, "frame of {n} bytes is over the {} byte limit", MAX_FRAME)
             }
             FrameError::Truncated { expected, got } => {
-                write!(f, "connection ended after {got} of {expected} bytes of a frame")
+                write!(
+                    f,
+                    "connection ended after {got} of {expected} bytes of a frame"
+                )
             }
             FrameError::TimedOut => write!(f, "timed out waiting for the rest of the frame"),
             FrameError::Io(e) => write!(f, "{e}"),
@@ -68,7 +74,12 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize, FrameError> {
             Ok(0) => return Ok(got),
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return Err(FrameError::TimedOut)
             }
             Err(e) => return Err(FrameError::Io(e)),
@@ -100,7 +111,10 @@ pub fn read_frame(r: &mut impl Read) -> Result<Vec<u8>, FrameError> {
 /// Write one frame (header and payload in one write where possible).
 pub fn write_frame(w: &mut impl Write, payload: &[u8]) -> io::Result<()> {
     if payload.len() > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "frame over 8 MiB"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "frame over 8 MiB",
+        ));
     }
     let mut buf = Vec::with_capacity(4 + payload.len());
     buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
@@ -126,9 +140,15 @@ pub fn audio_payload(samples: &[f32]) -> Vec<u8> {
 /// Decode a raw audio frame payload.
 pub fn decode_audio(payload: &[u8]) -> Result<Vec<f32>, String> {
     if payload.len() % 4 != 0 {
-        return Err(format!("audio frame of {} bytes is not whole f32 samples", payload.len()));
+        return Err(format!(
+            "audio frame of {} bytes is not whole f32 samples",
+            payload.len()
+        ));
     }
-    Ok(payload.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    Ok(payload
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
 }
 
 /// Most samples one audio frame carries (keeps frames far below [`MAX_FRAME`]).
@@ -243,17 +263,21 @@ pub fn handler_request(req: &Request) -> Value {
 }
 
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "action", "text", "language", "instruct", "speaker", "output", "wait", "all", "model", "options",
+    "action", "text", "language", "instruct", "speaker", "output", "wait", "all", "model",
+    "options",
 ];
 
 /// Parse and validate a request frame. Errors are messages for an error reply.
 pub fn parse_request(payload: &[u8]) -> Result<Request, String> {
-    let text = std::str::from_utf8(payload)
-        .map_err(|e| format!("request is not valid UTF-8 ({e})"))?;
+    let text =
+        std::str::from_utf8(payload).map_err(|e| format!("request is not valid UTF-8 ({e})"))?;
     let value: Value =
         serde_json::from_str(text).map_err(|e| format!("request is not valid JSON: {e}"))?;
     let Value::Object(obj) = value else {
-        return Err(format!("request must be a JSON object, got {}", kind(&value)));
+        return Err(format!(
+            "request must be a JSON object, got {}",
+            kind(&value)
+        ));
     };
     if let Some(k) = obj.keys().find(|k| !TOP_LEVEL_KEYS.contains(&k.as_str())) {
         return Err(format!(
@@ -298,7 +322,9 @@ pub fn parse_request(payload: &[u8]) -> Result<Request, String> {
     }
     if let Some(out) = &req.output {
         if out != "-" && !std::path::Path::new(out).is_absolute() {
-            return Err(format!("\"output\" must be an absolute path or \"-\", got {out:?}"));
+            return Err(format!(
+                "\"output\" must be an absolute path or \"-\", got {out:?}"
+            ));
         }
     }
     Ok(req)
@@ -318,7 +344,9 @@ pub fn check_options(o: &Map<String, Value>) -> Result<(), String> {
             "ref_audio" => match v.as_str() {
                 Some(p) if std::path::Path::new(p).is_absolute() => true,
                 Some(p) => {
-                    return Err(format!("option \"ref_audio\" must be an absolute path, got {p:?}"))
+                    return Err(format!(
+                        "option \"ref_audio\" must be an absolute path, got {p:?}"
+                    ))
                 }
                 None => false,
             },
@@ -386,13 +414,22 @@ mod tests {
     #[test]
     fn oversized_and_truncated_frames_are_errors() {
         let header = ((MAX_FRAME + 1) as u32).to_be_bytes();
-        assert!(matches!(read_frame(&mut &header[..]), Err(FrameError::TooLarge(_))));
+        assert!(matches!(
+            read_frame(&mut &header[..]),
+            Err(FrameError::TooLarge(_))
+        ));
         let half = [0u8, 0];
-        assert!(matches!(read_frame(&mut &half[..]), Err(FrameError::Truncated { .. })));
+        assert!(matches!(
+            read_frame(&mut &half[..]),
+            Err(FrameError::Truncated { .. })
+        ));
         let short = [0u8, 0, 0, 10, b'{'];
         assert!(matches!(
             read_frame(&mut &short[..]),
-            Err(FrameError::Truncated { expected: 10, got: 1 })
+            Err(FrameError::Truncated {
+                expected: 10,
+                got: 1
+            })
         ));
         assert!(matches!(read_frame(&mut &[][..]), Err(FrameError::Closed)));
     }
@@ -404,14 +441,38 @@ mod tests {
             (b"{not json", "not valid JSON"),
             (b"[1]", "must be a JSON object"),
             (br#"{"action":"dance"}"#, "unknown action"),
-            (br#"{"action":"status","colour":1}"#, "unknown request key \"colour\""),
-            (br#"{"action":"generate","text":5}"#, "\"text\" must be a string"),
-            (br#"{"action":"generate","text":"hi","wait":"no"}"#, "\"wait\" must be a boolean"),
-            (br#"{"action":"generate","text":"hi","options":{"seed":-1}}"#, "non-negative integer"),
-            (br#"{"action":"generate","text":"hi","options":{"top_p":"x"}}"#, "must be a number"),
-            (br#"{"action":"generate","text":"hi","options":{"greedy":1}}"#, "must be a boolean"),
-            (br#"{"action":"generate","text":"hi","options":{"ref_audio":"a.wav"}}"#, "absolute"),
-            (br#"{"action":"generate","text":"hi","output":"out.wav"}"#, "absolute path"),
+            (
+                br#"{"action":"status","colour":1}"#,
+                "unknown request key \"colour\"",
+            ),
+            (
+                br#"{"action":"generate","text":5}"#,
+                "\"text\" must be a string",
+            ),
+            (
+                br#"{"action":"generate","text":"hi","wait":"no"}"#,
+                "\"wait\" must be a boolean",
+            ),
+            (
+                br#"{"action":"generate","text":"hi","options":{"seed":-1}}"#,
+                "non-negative integer",
+            ),
+            (
+                br#"{"action":"generate","text":"hi","options":{"top_p":"x"}}"#,
+                "must be a number",
+            ),
+            (
+                br#"{"action":"generate","text":"hi","options":{"greedy":1}}"#,
+                "must be a boolean",
+            ),
+            (
+                br#"{"action":"generate","text":"hi","options":{"ref_audio":"a.wav"}}"#,
+                "absolute",
+            ),
+            (
+                br#"{"action":"generate","text":"hi","output":"out.wav"}"#,
+                "absolute path",
+            ),
             (br#"{"action":"generate"}"#, "non-empty \"text\""),
             (br#"{"text":"hi"}"#, "no \"action\""),
         ];

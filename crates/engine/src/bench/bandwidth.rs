@@ -32,7 +32,9 @@ pub fn read_gbs(buf: &[u64], threads: usize, passes: usize) -> f64 {
 /// A probe buffer of about `bytes`, with every page written (so reads hit DRAM, not the zero page).
 pub fn probe_buffer(bytes: usize) -> Vec<u64> {
     let n = (bytes / 8).max(1);
-    (0..n as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect()
+    (0..n as u64)
+        .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        .collect()
 }
 
 /// Eight independent accumulators so the loop vectorises and is not latency-bound.

@@ -30,7 +30,14 @@ struct Recorder {
 }
 
 impl SimpleBackend for Recorder {
-    fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        h: Init,
+        dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         let t = self.inner.get_with_hints_dtype(s, name, h, dtype)?;
         if let Ok(mut seen) = self.seen.lock() {
             seen.insert(name.to_string(), t.clone());
@@ -38,7 +45,12 @@ impl SimpleBackend for Recorder {
         Ok(t)
     }
 
-    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+    fn get_unchecked(
+        &self,
+        name: &str,
+        _dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         candle_core::bail!("random weights need a shape, none was given for {name}")
     }
 
@@ -84,12 +96,19 @@ pub fn write_random_custom_voice(dir: &Path, size: RealSize, seed: u64) -> Resul
     write_json(&dir.join("config.json"), &model_config(size)?)?;
     write_json(&dir.join("generation_config.json"), &generation_config())?;
     write_json(&st_dir.join("config.json"), &speech_tokenizer_config()?)?;
-    write_json(&st_dir.join("preprocessor_config.json"), &preprocessor_config())?;
+    write_json(
+        &st_dir.join("preprocessor_config.json"),
+        &preprocessor_config(),
+    )?;
     write_tokenizer(dir)
 }
 
 fn save(seen: &Recorded, path: &Path) -> Result<()> {
-    let map = std::mem::take(&mut *seen.lock().map_err(|_| Error::InvalidRequest("weight recorder poisoned".into()))?);
+    let map = std::mem::take(
+        &mut *seen
+            .lock()
+            .map_err(|_| Error::InvalidRequest("weight recorder poisoned".into()))?,
+    );
     candle_core::safetensors::save(&map, path).map_err(|e| Error::File {
         path: path.into(),
         reason: format!("cannot write weights: {e}"),
@@ -98,16 +117,17 @@ fn save(seen: &Recorded, path: &Path) -> Result<()> {
 
 /// The preset config plus the keys Transformers needs to pick the reference's classes.
 fn model_config(size: RealSize) -> Result<serde_json::Value> {
-    let mut v: serde_json::Value = serde_json::from_str(&presets::custom_voice_config_json(size)).map_err(json_error)?;
+    let mut v: serde_json::Value =
+        serde_json::from_str(&presets::custom_voice_config_json(size)).map_err(json_error)?;
     v["architectures"] = serde_json::json!(["Qwen3TTSForConditionalGeneration"]);
     v["model_type"] = "qwen3_tts".into();
     v["tokenizer_type"] = "qwen3_tts_tokenizer_12hz".into();
     v["talker_config"]["model_type"] = "qwen3_tts_talker".into();
     v["talker_config"]["max_position_embeddings"] = 32768.into();
-    v["talker_config"]["rope_scaling"] =
-        serde_json::json!({"interleaved": true, "mrope_section": [24, 20, 20], "rope_type": "default", "type": "default"});
+    v["talker_config"]["rope_scaling"] = serde_json::json!({"interleaved": true, "mrope_section": [24, 20, 20], "rope_type": "default", "type": "default"});
     v["talker_config"]["position_id_per_seconds"] = 13.into();
-    v["talker_config"]["code_predictor_config"]["model_type"] = "qwen3_tts_talker_code_predictor".into();
+    v["talker_config"]["code_predictor_config"]["model_type"] =
+        "qwen3_tts_talker_code_predictor".into();
     v["talker_config"]["code_predictor_config"]["max_position_embeddings"] = 65536.into();
     Ok(v)
 }
@@ -124,7 +144,8 @@ fn generation_config() -> serde_json::Value {
 }
 
 fn speech_tokenizer_config() -> Result<serde_json::Value> {
-    let mut v: serde_json::Value = serde_json::from_str(presets::SPEECH_TOKENIZER_CONFIG_JSON).map_err(json_error)?;
+    let mut v: serde_json::Value =
+        serde_json::from_str(presets::SPEECH_TOKENIZER_CONFIG_JSON).map_err(json_error)?;
     v["architectures"] = serde_json::json!(["Qwen3TTSTokenizerV2Model"]);
     v["model_type"] = "qwen3_tts_tokenizer_12hz".into();
     Ok(v)
@@ -146,8 +167,11 @@ fn write_tokenizer(dir: &Path) -> Result<()> {
     let inner = tok.inner();
     let mut vocab: Vec<(String, u32)> = inner.get_vocab(false).into_iter().collect();
     vocab.sort_by_key(|(_, id)| *id);
-    let base: serde_json::Map<String, serde_json::Value> =
-        vocab.iter().filter(|(_, id)| *id < 256).map(|(s, id)| (s.clone(), (*id).into())).collect();
+    let base: serde_json::Map<String, serde_json::Value> = vocab
+        .iter()
+        .filter(|(_, id)| *id < 256)
+        .map(|(s, id)| (s.clone(), (*id).into()))
+        .collect();
     write_json(&dir.join("vocab.json"), &serde_json::Value::Object(base))?;
     let merges = dir.join("merges.txt");
     std::fs::write(&merges, "#version: 0.2\n").map_err(|e| io_error(&merges, e))?;
@@ -155,19 +179,25 @@ fn write_tokenizer(dir: &Path) -> Result<()> {
         .get_added_tokens_decoder()
         .into_iter()
         .map(|(id, t)| {
-            (id.to_string(), serde_json::json!({
-                "content": t.content, "lstrip": t.lstrip, "normalized": t.normalized,
-                "rstrip": t.rstrip, "single_word": t.single_word, "special": t.special,
-            }))
+            (
+                id.to_string(),
+                serde_json::json!({
+                    "content": t.content, "lstrip": t.lstrip, "normalized": t.normalized,
+                    "rstrip": t.rstrip, "single_word": t.single_word, "special": t.special,
+                }),
+            )
         })
         .collect();
-    write_json(&dir.join("tokenizer_config.json"), &serde_json::json!({
-        "add_bos_token": false, "add_prefix_space": false, "added_tokens_decoder": added,
-        "bos_token": null, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
-        "unk_token": null, "errors": "replace", "clean_up_tokenization_spaces": false,
-        "model_max_length": 131072, "split_special_tokens": false,
-        "tokenizer_class": "Qwen2Tokenizer",
-    }))
+    write_json(
+        &dir.join("tokenizer_config.json"),
+        &serde_json::json!({
+            "add_bos_token": false, "add_prefix_space": false, "added_tokens_decoder": added,
+            "bos_token": null, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
+            "unk_token": null, "errors": "replace", "clean_up_tokenization_spaces": false,
+            "model_max_length": 131072, "split_special_tokens": false,
+            "tokenizer_class": "Qwen2Tokenizer",
+        }),
+    )
 }
 
 fn write_json(path: &Path, v: &serde_json::Value) -> Result<()> {
@@ -180,7 +210,10 @@ fn json_error(e: serde_json::Error) -> Error {
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> Error {
-    Error::File { path: PathBuf::from(path), reason: e.to_string() }
+    Error::File {
+        path: PathBuf::from(path),
+        reason: e.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -197,7 +230,10 @@ mod tests {
         assert!(!dir.join("tokenizer.json").exists());
         std::fs::remove_dir_all(&dir).unwrap();
         let text = crate::plan::assistant_prompt("Hello, wörld.");
-        assert_eq!(preset.encode(&text).unwrap(), from_trio.encode(&text).unwrap());
+        assert_eq!(
+            preset.encode(&text).unwrap(),
+            from_trio.encode(&text).unwrap()
+        );
         assert_eq!(from_trio.encode(&text).unwrap()[..3], [151644, 77091, 198]);
     }
 }

@@ -63,7 +63,10 @@ mod tests {
         let t = FrameTraffic::of(&custom_voice_config(RealSize::B0_6));
         // 28 layers of 15.73 M + the 3072 × 1024 codec head.
         assert_eq!(t.talker_params, 28 * 15_728_640 + 3072 * 1024);
-        assert_eq!(t.code_predictor_params_per_pass, 5 * 15_728_640 + 2048 * 1024);
+        assert_eq!(
+            t.code_predictor_params_per_pass,
+            5 * 15_728_640 + 2048 * 1024
+        );
         assert_eq!(t.passes, 15);
         let big = FrameTraffic::of(&custom_voice_config(RealSize::B1_7));
         assert!(big.talker_params > 3 * t.talker_params);

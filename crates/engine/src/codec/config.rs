@@ -135,26 +135,32 @@ pub struct EncoderConfig {
 
 impl DecoderConfig {
     pub fn head_dim(&self) -> usize {
-        self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
     }
     pub fn num_kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }
     /// Output samples per code frame: the product of every upsampling stage.
     pub fn samples_per_frame(&self) -> usize {
-        self.upsampling_ratios.iter().chain(&self.upsample_rates).product()
+        self.upsampling_ratios
+            .iter()
+            .chain(&self.upsample_rates)
+            .product()
     }
 }
 
 impl EncoderConfig {
     pub fn head_dim(&self) -> usize {
-        self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
     }
     pub fn num_kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
     }
     pub fn vq_dim(&self) -> usize {
-        self.vector_quantization_hidden_dimension.unwrap_or(self.codebook_dim)
+        self.vector_quantization_hidden_dimension
+            .unwrap_or(self.codebook_dim)
     }
     /// Frame rate after the SEANet strides, before the transformer's downsample (25 Hz).
     pub fn encodec_frame_rate(&self) -> usize {
@@ -187,7 +193,10 @@ impl CodecConfig {
             }
         }
         if d.codebook_dim % 2 != 0 {
-            return Err(format!("decoder_config.codebook_dim {} must be even", d.codebook_dim));
+            return Err(format!(
+                "decoder_config.codebook_dim {} must be even",
+                d.codebook_dim
+            ));
         }
         if d.num_quantizers != crate::codec::NUM_QUANTIZERS {
             return Err(format!(
@@ -197,19 +206,33 @@ impl CodecConfig {
             ));
         }
         if d.num_semantic_quantizers == 0 || d.num_semantic_quantizers >= d.num_quantizers {
-            return Err("decoder_config.num_semantic_quantizers must be in 1..num_quantizers".into());
+            return Err(
+                "decoder_config.num_semantic_quantizers must be in 1..num_quantizers".into(),
+            );
         }
         if d.num_attention_heads % d.num_kv_heads().max(1) != 0 || d.num_kv_heads() == 0 {
-            return Err("decoder_config.num_attention_heads must be a multiple of num_key_value_heads".into());
+            return Err(
+                "decoder_config.num_attention_heads must be a multiple of num_key_value_heads"
+                    .into(),
+            );
         }
         if d.head_dim() % 2 != 0 || d.head_dim() == 0 {
-            return Err(format!("decoder_config.head_dim {} must be even and positive", d.head_dim()));
+            return Err(format!(
+                "decoder_config.head_dim {} must be even and positive",
+                d.head_dim()
+            ));
         }
         if d.attention_bias {
-            return Err("decoder_config.attention_bias is true; the 12 Hz decoder has no attention biases".into());
+            return Err(
+                "decoder_config.attention_bias is true; the 12 Hz decoder has no attention biases"
+                    .into(),
+            );
         }
         if d.hidden_act != "silu" {
-            return Err(format!("decoder_config.hidden_act {:?} is not supported (expected silu)", d.hidden_act));
+            return Err(format!(
+                "decoder_config.hidden_act {:?} is not supported (expected silu)",
+                d.hidden_act
+            ));
         }
         if d.sliding_window == Some(0) {
             return Err("decoder_config.sliding_window must be positive or null".into());
@@ -248,19 +271,33 @@ impl CodecConfig {
 impl EncoderConfig {
     fn validate(&self) -> Result<(), String> {
         if self.audio_channels != 1 {
-            return Err(format!("encoder_config.audio_channels is {}; only mono is supported", self.audio_channels));
+            return Err(format!(
+                "encoder_config.audio_channels is {}; only mono is supported",
+                self.audio_channels
+            ));
         }
         if self.upsampling_ratios.is_empty() || self.upsampling_ratios.contains(&0) {
             return Err("encoder_config.upsampling_ratios must be non-empty and positive".into());
         }
-        if self.num_attention_heads == 0 || self.num_kv_heads() == 0 || self.num_attention_heads % self.num_kv_heads() != 0 {
-            return Err("encoder_config.num_attention_heads must be a multiple of num_key_value_heads".into());
+        if self.num_attention_heads == 0
+            || self.num_kv_heads() == 0
+            || self.num_attention_heads % self.num_kv_heads() != 0
+        {
+            return Err(
+                "encoder_config.num_attention_heads must be a multiple of num_key_value_heads"
+                    .into(),
+            );
         }
         if self.head_dim() % 2 != 0 || self.head_dim() == 0 {
-            return Err(format!("encoder_config.head_dim {} must be even and positive", self.head_dim()));
+            return Err(format!(
+                "encoder_config.head_dim {} must be even and positive",
+                self.head_dim()
+            ));
         }
         if self.compress == 0 || self.num_filters == 0 || self.hidden_size == 0 {
-            return Err("encoder_config.compress, num_filters and hidden_size must be positive".into());
+            return Err(
+                "encoder_config.compress, num_filters and hidden_size must be positive".into(),
+            );
         }
         if self.frame_rate.is_nan() || self.frame_rate <= 0.0 || self.downsample_kernel() < 2 {
             return Err(format!(
@@ -270,47 +307,102 @@ impl EncoderConfig {
             ));
         }
         if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_python") {
-            return Err(format!("encoder_config.hidden_act {:?} is not supported (expected gelu)", self.hidden_act));
+            return Err(format!(
+                "encoder_config.hidden_act {:?} is not supported (expected gelu)",
+                self.hidden_act
+            ));
         }
         if !matches!(self.pad_mode.as_str(), "constant" | "zeros") {
-            return Err(format!("encoder_config.pad_mode {:?} is not supported (expected constant)", self.pad_mode));
+            return Err(format!(
+                "encoder_config.pad_mode {:?} is not supported (expected constant)",
+                self.pad_mode
+            ));
         }
         if self.num_semantic_quantizers == 0 || self.num_semantic_quantizers > self.num_quantizers {
-            return Err("encoder_config.num_semantic_quantizers must be in 1..=num_quantizers".into());
+            return Err(
+                "encoder_config.num_semantic_quantizers must be in 1..=num_quantizers".into(),
+            );
         }
         Ok(())
     }
 }
 
-fn default_1() -> usize { 1 }
-fn default_2() -> usize { 2 }
-fn default_3() -> usize { 3 }
-fn default_7() -> usize { 7 }
-fn default_8() -> usize { 8 }
-fn default_16() -> usize { 16 }
-fn default_32() -> usize { 32 }
-fn default_64() -> usize { 64 }
-fn default_256() -> usize { 256 }
-fn default_512() -> usize { 512 }
-fn default_1920() -> usize { 1920 }
-fn default_2048() -> usize { 2048 }
-fn default_24000() -> usize { 24000 }
-fn default_true() -> bool { true }
-fn default_rms_eps() -> f64 { 1e-5 }
-fn default_norm_eps() -> f64 { 1e-5 }
-fn default_rope_theta() -> f64 { 10000.0 }
-fn default_frame_rate() -> f64 { 12.5 }
-fn default_ratios() -> Vec<usize> { vec![8, 6, 5, 4] }
-fn default_pad_mode() -> String { "constant".into() }
-fn default_hidden_act() -> String { "gelu".into() }
-fn default_silu() -> String { "silu".into() }
+fn default_1() -> usize {
+    1
+}
+fn default_2() -> usize {
+    2
+}
+fn default_3() -> usize {
+    3
+}
+fn default_7() -> usize {
+    7
+}
+fn default_8() -> usize {
+    8
+}
+fn default_16() -> usize {
+    16
+}
+fn default_32() -> usize {
+    32
+}
+fn default_64() -> usize {
+    64
+}
+fn default_256() -> usize {
+    256
+}
+fn default_512() -> usize {
+    512
+}
+fn default_1920() -> usize {
+    1920
+}
+fn default_2048() -> usize {
+    2048
+}
+fn default_24000() -> usize {
+    24000
+}
+fn default_true() -> bool {
+    true
+}
+fn default_rms_eps() -> f64 {
+    1e-5
+}
+fn default_norm_eps() -> f64 {
+    1e-5
+}
+fn default_rope_theta() -> f64 {
+    10000.0
+}
+fn default_frame_rate() -> f64 {
+    12.5
+}
+fn default_ratios() -> Vec<usize> {
+    vec![8, 6, 5, 4]
+}
+fn default_pad_mode() -> String {
+    "constant".into()
+}
+fn default_hidden_act() -> String {
+    "gelu".into()
+}
+fn default_silu() -> String {
+    "silu".into()
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn tiny() -> serde_json::Value {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/tiny-base/speech_tokenizer/config.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/tiny-base/speech_tokenizer/config.json"
+        );
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
@@ -319,9 +411,20 @@ mod tests {
         let cfg: CodecConfig = serde_json::from_value(tiny()).unwrap();
         cfg.validate().unwrap();
         let d = &cfg.decoder_config;
-        assert_eq!((d.codebook_size, d.head_dim(), d.sliding_window, d.samples_per_frame()), (64, 8, Some(8), 1920));
+        assert_eq!(
+            (
+                d.codebook_size,
+                d.head_dim(),
+                d.sliding_window,
+                d.samples_per_frame()
+            ),
+            (64, 8, Some(8), 1920)
+        );
         let e = cfg.encoder_config.as_ref().unwrap();
-        assert_eq!((e.encodec_frame_rate(), e.downsample_kernel(), e.vq_dim()), (25, 4, 16));
+        assert_eq!(
+            (e.encodec_frame_rate(), e.downsample_kernel(), e.vq_dim()),
+            (25, 4, 16)
+        );
     }
 
     #[test]
@@ -329,14 +432,31 @@ mod tests {
         let bad = |f: &dyn Fn(&mut serde_json::Value)| {
             let mut v = tiny();
             f(&mut v);
-            serde_json::from_value::<CodecConfig>(v).unwrap().validate().unwrap_err()
+            serde_json::from_value::<CodecConfig>(v)
+                .unwrap()
+                .validate()
+                .unwrap_err()
         };
-        assert!(bad(&|v| v["decoder_config"]["num_quantizers"] = 8.into()).contains("num_quantizers"));
-        assert!(bad(&|v| v["decoder_config"]["upsample_rates"] = serde_json::json!([8, 5, 4])).contains("decode_upsample_rate"));
-        assert!(bad(&|v| v["decoder_config"]["num_key_value_heads"] = 3.into()).contains("num_key_value_heads"));
-        assert!(bad(&|v| v["decoder_config"]["sliding_window"] = 0.into()).contains("sliding_window"));
-        assert!(bad(&|v| v["decoder_config"]["attention_bias"] = true.into()).contains("attention_bias"));
+        assert!(
+            bad(&|v| v["decoder_config"]["num_quantizers"] = 8.into()).contains("num_quantizers")
+        );
+        assert!(
+            bad(&|v| v["decoder_config"]["upsample_rates"] = serde_json::json!([8, 5, 4]))
+                .contains("decode_upsample_rate")
+        );
+        assert!(
+            bad(&|v| v["decoder_config"]["num_key_value_heads"] = 3.into())
+                .contains("num_key_value_heads")
+        );
+        assert!(
+            bad(&|v| v["decoder_config"]["sliding_window"] = 0.into()).contains("sliding_window")
+        );
+        assert!(
+            bad(&|v| v["decoder_config"]["attention_bias"] = true.into())
+                .contains("attention_bias")
+        );
         assert!(bad(&|v| v["encoder_config"]["hidden_act"] = "relu".into()).contains("hidden_act"));
-        assert!(bad(&|v| v["encoder_valid_num_quantizers"] = 40.into()).contains("encoder_valid_num_quantizers"));
+        assert!(bad(&|v| v["encoder_valid_num_quantizers"] = 40.into())
+            .contains("encoder_valid_num_quantizers"));
     }
 }

@@ -39,7 +39,14 @@ impl CausalConv1d {
         let weight = vb.get((c_out, c_in, kernel), "weight")?;
         let taps = weight.permute((2, 0, 1))?.contiguous()?;
         let bias = vb.get(c_out, "bias")?;
-        Ok(Self { weight, taps, bias, dilation, context: (kernel - 1) * dilation, slot: slots.next() })
+        Ok(Self {
+            weight,
+            taps,
+            bias,
+            dilation,
+            context: (kernel - 1) * dilation,
+            slot: slots.next(),
+        })
     }
 
     pub(crate) fn forward(&self, x: &Tensor, st: &mut DecoderState) -> Result<Tensor> {
@@ -62,14 +69,23 @@ pub(crate) struct CausalDepthwiseConv1d {
 }
 
 impl CausalDepthwiseConv1d {
-    pub(crate) fn load(vb: VarBuilder, channels: usize, kernel: usize, slots: &mut SlotAlloc) -> Result<Self> {
+    pub(crate) fn load(
+        vb: VarBuilder,
+        channels: usize,
+        kernel: usize,
+        slots: &mut SlotAlloc,
+    ) -> Result<Self> {
         let vb = vb.pp("conv");
         let w = vb.get((channels, 1, kernel), "weight")?;
         let taps = (0..kernel)
             .map(|k| w.narrow(2, k, 1)?.reshape((1, channels, 1)))
             .collect::<candle_core::Result<Vec<_>>>()?;
         let bias = vb.get(channels, "bias")?.reshape((1, channels, 1))?;
-        Ok(Self { taps, bias, slot: slots.next() })
+        Ok(Self {
+            taps,
+            bias,
+            slot: slots.next(),
+        })
     }
 
     pub(crate) fn forward(&self, x: &Tensor, st: &mut DecoderState) -> Result<Tensor> {
@@ -128,9 +144,19 @@ impl CausalConvTranspose1d {
         let w = vb.get((c_in, c_out, kernel), "weight")?;
         let blocks = kernel.div_ceil(stride);
         let w = w.pad_with_zeros(2, 0, blocks * stride - kernel)?;
-        let w_rows = w.reshape((c_in, c_out * blocks * stride))?.t()?.contiguous()?;
+        let w_rows = w
+            .reshape((c_in, c_out * blocks * stride))?
+            .t()?
+            .contiguous()?;
         let bias = vb.get(c_out, "bias")?.reshape((1, c_out, 1))?;
-        Ok(Self { w_rows, bias, c_out, stride, blocks, slot: slots.next() })
+        Ok(Self {
+            w_rows,
+            bias,
+            c_out,
+            stride,
+            blocks,
+            slot: slots.next(),
+        })
     }
 
     pub(crate) fn forward(&self, x: &Tensor, st: &mut DecoderState) -> Result<Tensor> {
@@ -142,10 +168,13 @@ impl CausalConvTranspose1d {
             None => xt.matmul(&self.w_rows.t()?)?,
         };
         let z = z.reshape((t, co, n, s))?; // [T, C_out, n, s]
-        // Block b of the output collects z[b - j, :, j, :] for every tap block j.
+                                           // Block b of the output collects z[b - j, :, j, :] for every tap block j.
         let mut acc = z.narrow(2, 0, 1)?.squeeze(2)?.pad_with_zeros(0, 0, n - 1)?;
         for j in 1..n {
-            let zj = z.narrow(2, j, 1)?.squeeze(2)?.pad_with_zeros(0, j, n - 1 - j)?;
+            let zj = z
+                .narrow(2, j, 1)?
+                .squeeze(2)?
+                .pad_with_zeros(0, j, n - 1 - j)?;
             acc = (acc + zj)?;
         }
         if n > 1 {
@@ -154,7 +183,10 @@ impl CausalConvTranspose1d {
             }
             st.put(self.slot, acc.narrow(0, t, n - 1)?.contiguous()?);
         }
-        let y = acc.narrow(0, 0, t)?.permute((1, 0, 2))?.reshape((1, co, t * s))?;
+        let y = acc
+            .narrow(0, 0, t)?
+            .permute((1, 0, 2))?
+            .reshape((1, co, t * s))?;
         Ok(y.broadcast_add(&self.bias)?)
     }
 }
@@ -169,8 +201,6 @@ pub(crate) fn to_channel_major(x: &Tensor) -> Result<Tensor> {
     Ok(x.t()?.contiguous()?.unsqueeze(0)?)
 }
 
-
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,7 +214,9 @@ mod tests {
         let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
         let v: Vec<f32> = (0..n)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
             })
             .collect();
@@ -192,11 +224,25 @@ mod tests {
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
     }
 
     /// Runs `f` over `x` `[1, C, T]` in time chunks of `chunk` with one carried state.
-    fn chunked(x: &Tensor, chunk: usize, slots: usize, mut f: impl FnMut(&Tensor, &mut DecoderState) -> Tensor) -> Tensor {
+    fn chunked(
+        x: &Tensor,
+        chunk: usize,
+        slots: usize,
+        mut f: impl FnMut(&Tensor, &mut DecoderState) -> Tensor,
+    ) -> Tensor {
         let mut st = DecoderState::new(0, slots, 0);
         let t = x.dim(2).unwrap();
         let mut outs = Vec::new();
@@ -215,7 +261,10 @@ mod tests {
         let w = randn(&[co, ci, k], 1);
         let b = randn(&[co], 2);
         let vb = VarBuilder::from_tensors(
-            HashMap::from([("conv.weight".to_string(), w.clone()), ("conv.bias".to_string(), b.clone())]),
+            HashMap::from([
+                ("conv.weight".to_string(), w.clone()),
+                ("conv.bias".to_string(), b.clone()),
+            ]),
             DType::F32,
             &Device::Cpu,
         );
@@ -230,7 +279,9 @@ mod tests {
             .broadcast_add(&b.reshape((1, co, 1)).unwrap())
             .unwrap();
         for chunk in [1, 2, 7, 40] {
-            let got = chunked(&x, chunk, slots.count(), |c, st| conv.forward(c, st).unwrap());
+            let got = chunked(&x, chunk, slots.count(), |c, st| {
+                conv.forward(c, st).unwrap()
+            });
             assert!(max_diff(&got, &want) < 1e-5, "chunk {chunk}");
         }
     }
@@ -242,7 +293,10 @@ mod tests {
             let w = randn(&[ci, co, k], 4);
             let b = randn(&[co], 5);
             let vb = VarBuilder::from_tensors(
-                HashMap::from([("conv.weight".to_string(), w.clone()), ("conv.bias".to_string(), b.clone())]),
+                HashMap::from([
+                    ("conv.weight".to_string(), w.clone()),
+                    ("conv.bias".to_string(), b.clone()),
+                ]),
                 DType::F32,
                 &Device::Cpu,
             );
@@ -250,7 +304,11 @@ mod tests {
             let tc = CausalConvTranspose1d::load(vb, ci, co, k, s, &mut slots).unwrap();
             let x = randn(&[1, ci, 13], 6);
             let full = x.conv_transpose1d(&w, 0, 0, s, 1, 1).unwrap();
-            let want = full.narrow(2, 0, 13 * s).unwrap().broadcast_add(&b.reshape((1, co, 1)).unwrap()).unwrap();
+            let want = full
+                .narrow(2, 0, 13 * s)
+                .unwrap()
+                .broadcast_add(&b.reshape((1, co, 1)).unwrap())
+                .unwrap();
             for chunk in [1, 2, 5, 13] {
                 let got = chunked(&x, chunk, slots.count(), |c, st| tc.forward(c, st).unwrap());
                 assert_eq!(got.dims(), &[1, co, 13 * s]);

@@ -45,7 +45,13 @@ impl Ptr {
 
 /// Valid dilated, strided Conv1d: `x` `[1, C_in, L]`, `taps` `[K, C_out, C_in]`, `bias`
 /// `[C_out]` → `[1, C_out, (L − (K−1)·dilation − 1) / stride + 1]`.
-pub(crate) fn conv1d(x: &Tensor, taps: &Tensor, bias: &Tensor, dilation: usize, stride: usize) -> Option<Result<Tensor>> {
+pub(crate) fn conv1d(
+    x: &Tensor,
+    taps: &Tensor,
+    bias: &Tensor,
+    dilation: usize,
+    stride: usize,
+) -> Option<Result<Tensor>> {
     let (_, c_in, len) = x.dims3().ok()?;
     let (k, c_out, c_in_w) = taps.dims3().ok()?;
     let span = (k - 1) * dilation + 1;
@@ -63,7 +69,11 @@ pub(crate) fn conv1d(x: &Tensor, taps: &Tensor, bias: &Tensor, dilation: usize, 
     let threads = candle_core::utils::get_num_threads();
     with_f32(x, |xs| {
         with_f32(taps, |ws| {
-            let (xp, wp, yp) = (Ptr(xs.as_ptr() as *mut f32), Ptr(ws.as_ptr() as *mut f32), Ptr(y.as_mut_ptr()));
+            let (xp, wp, yp) = (
+                Ptr(xs.as_ptr() as *mut f32),
+                Ptr(ws.as_ptr() as *mut f32),
+                Ptr(y.as_mut_ptr()),
+            );
             // Output columns [c0, c0 + n): all taps accumulate into that block of y.
             let block = |c0: usize, n: usize, par: gemm::Parallelism| {
                 for tap in 0..k {
@@ -109,7 +119,11 @@ pub(crate) fn conv1d(x: &Tensor, taps: &Tensor, bias: &Tensor, dilation: usize, 
                     block(c0, nb.min(t - c0), gemm::Parallelism::None);
                 });
             } else {
-                let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+                let par = if threads > 1 {
+                    gemm::Parallelism::Rayon(threads)
+                } else {
+                    gemm::Parallelism::None
+                };
                 block(0, t, par);
             }
         })
@@ -125,18 +139,20 @@ pub(crate) fn snake(x: &Tensor, alpha: &[f32], inv_beta: &[f32]) -> Option<Resul
     }
     let y = with_f32(x, |xs| {
         let mut y = vec![0f32; c * t];
-        y.par_chunks_mut(t.max(1)).zip(xs.par_chunks(t.max(1))).enumerate().for_each(|(ch, (yr, xr))| {
-            let (a, ib) = (alpha[ch], inv_beta[ch]);
-            for (o, &v) in yr.iter_mut().zip(xr) {
-                let s = (v * a).sin();
-                *o = v + ib * (s * s);
-            }
-        });
+        y.par_chunks_mut(t.max(1))
+            .zip(xs.par_chunks(t.max(1)))
+            .enumerate()
+            .for_each(|(ch, (yr, xr))| {
+                let (a, ib) = (alpha[ch], inv_beta[ch]);
+                for (o, &v) in yr.iter_mut().zip(xr) {
+                    let s = (v * a).sin();
+                    *o = v + ib * (s * s);
+                }
+            });
         y
     })?;
     Some(Tensor::from_vec(y, (1, c, t), x.device()).map_err(Into::into))
 }
-
 
 /// Rows up to which [`linear_rows`] beats the general GEMM (streaming chunks of a few frames).
 pub(crate) const SMALL_ROWS: usize = 8;
@@ -154,17 +170,19 @@ pub(crate) fn linear_rows(x: &Tensor, w: &Tensor, bias: Option<&[f32]>) -> Optio
     let yt = with_f32(x, |xs| {
         with_f32(w, |ws| {
             let mut yt = vec![0f32; out * m]; // [out, m]
-            yt.par_chunks_mut(ROWS_PER_TASK * m).enumerate().for_each(|(task, dst)| {
-                let o0 = task * ROWS_PER_TASK;
-                for (r, d) in dst.chunks_mut(m).enumerate() {
-                    let o = o0 + r;
-                    let wr = &ws[o * k..(o + 1) * k];
-                    let b = bias.map_or(0.0, |b| b[o]);
-                    for (i, v) in d.iter_mut().enumerate() {
-                        *v = dot(&xs[i * k..(i + 1) * k], wr) + b;
+            yt.par_chunks_mut(ROWS_PER_TASK * m)
+                .enumerate()
+                .for_each(|(task, dst)| {
+                    let o0 = task * ROWS_PER_TASK;
+                    for (r, d) in dst.chunks_mut(m).enumerate() {
+                        let o = o0 + r;
+                        let wr = &ws[o * k..(o + 1) * k];
+                        let b = bias.map_or(0.0, |b| b[o]);
+                        for (i, v) in d.iter_mut().enumerate() {
+                            *v = dot(&xs[i * k..(i + 1) * k], wr) + b;
+                        }
                     }
-                }
-            });
+                });
             yt
         })
     })??;
@@ -184,7 +202,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     {
         use std::sync::OnceLock;
         static FMA: OnceLock<bool> = OnceLock::new();
-        if *FMA.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+        if *FMA.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+        {
             // SAFETY: the CPU supports AVX2 and FMA (checked above).
             return unsafe { dot_fma(a, b) };
         }
@@ -218,7 +237,11 @@ unsafe fn dot_fma(a: &[f32], b: &[f32]) -> f32 {
     let mut i = 0;
     while i + 16 <= n {
         acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8)), _mm256_loadu_ps(pb.add(i + 8)), acc1);
+        acc1 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(pa.add(i + 8)),
+            _mm256_loadu_ps(pb.add(i + 8)),
+            acc1,
+        );
         i += 16;
     }
     let mut lanes = [0f32; 8];
@@ -240,15 +263,40 @@ mod tests {
     fn conv1d_matches_candle_in_both_schedules() {
         let d = Device::Cpu;
         // Long and narrow (column-blocked when threads > 1) and short and wide; strided too.
-        for (c_in, c_out, t, k, dil, stride) in [(8, 6, 40_000, 3, 2, 1), (300, 4, 50, 3, 1, 1), (5, 7, 999, 4, 1, 3)] {
-            let x = Tensor::arange(0f32, (c_in * t) as f32, &d).unwrap().reshape((1, c_in, t)).unwrap().sin().unwrap();
-            let w = Tensor::arange(0f32, (c_out * c_in * k) as f32, &d).unwrap().reshape((c_out, c_in, k)).unwrap().cos().unwrap();
+        for (c_in, c_out, t, k, dil, stride) in [
+            (8, 6, 40_000, 3, 2, 1),
+            (300, 4, 50, 3, 1, 1),
+            (5, 7, 999, 4, 1, 3),
+        ] {
+            let x = Tensor::arange(0f32, (c_in * t) as f32, &d)
+                .unwrap()
+                .reshape((1, c_in, t))
+                .unwrap()
+                .sin()
+                .unwrap();
+            let w = Tensor::arange(0f32, (c_out * c_in * k) as f32, &d)
+                .unwrap()
+                .reshape((c_out, c_in, k))
+                .unwrap()
+                .cos()
+                .unwrap();
             let b = Tensor::arange(0f32, c_out as f32, &d).unwrap();
-            let want = x.conv1d(&w, 0, stride, dil, 1).unwrap().broadcast_add(&b.reshape((1, c_out, 1)).unwrap()).unwrap();
+            let want = x
+                .conv1d(&w, 0, stride, dil, 1)
+                .unwrap()
+                .broadcast_add(&b.reshape((1, c_out, 1)).unwrap())
+                .unwrap();
             let taps = w.permute((2, 0, 1)).unwrap().contiguous().unwrap();
             let got = conv1d(&x, &taps, &b, dil, stride).unwrap().unwrap();
             assert_eq!(got.dims(), want.dims());
-            let err = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let err = (got - want)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert!(err < 1e-3, "{c_in}->{c_out} t {t}: {err}");
         }
     }
@@ -256,20 +304,41 @@ mod tests {
     #[test]
     fn linear_rows_matches_matmul() {
         let d = Device::Cpu;
-        let w = Tensor::arange(0f32, 37.0 * 13.0, &d).unwrap().reshape((37, 13)).unwrap().sin().unwrap();
+        let w = Tensor::arange(0f32, 37.0 * 13.0, &d)
+            .unwrap()
+            .reshape((37, 13))
+            .unwrap()
+            .sin()
+            .unwrap();
         let b: Vec<f32> = (0..37).map(|i| i as f32 * 0.1).collect();
         for m in [1, 3, SMALL_ROWS] {
-            let x = Tensor::arange(0f32, (m * 13) as f32, &d).unwrap().reshape((m, 13)).unwrap().cos().unwrap();
-            let want = x.matmul(&w.t().unwrap()).unwrap().broadcast_add(&Tensor::new(b.as_slice(), &d).unwrap()).unwrap();
+            let x = Tensor::arange(0f32, (m * 13) as f32, &d)
+                .unwrap()
+                .reshape((m, 13))
+                .unwrap()
+                .cos()
+                .unwrap();
+            let want = x
+                .matmul(&w.t().unwrap())
+                .unwrap()
+                .broadcast_add(&Tensor::new(b.as_slice(), &d).unwrap())
+                .unwrap();
             let got = linear_rows(&x, &w, Some(&b)).unwrap().unwrap();
-            let err = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let err = (got - want)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert!(err < 1e-5, "m {m}: {err}");
         }
-        let (a, b): (Vec<f32>, Vec<f32>) = (0..100).map(|i| ((i as f32).sin(), (i as f32 * 0.3).cos())).unzip();
+        let (a, b): (Vec<f32>, Vec<f32>) = (0..100)
+            .map(|i| ((i as f32).sin(), (i as f32 * 0.3).cos()))
+            .unzip();
         assert!((dot(&a, &b) - dot_portable(&a, &b)).abs() < 1e-4);
         let x = Tensor::zeros((SMALL_ROWS + 1, 13), candle_core::DType::F32, &d).unwrap();
         assert!(linear_rows(&x, &w, None).is_none());
     }
 }
-
-

@@ -51,17 +51,32 @@ impl Decoder {
     pub(crate) fn load(vb: VarBuilder, cfg: &DecoderConfig) -> Result<Self> {
         let mut slots = SlotAlloc::default();
         let quantizer = DecoderQuantizer::load(vb.pp("quantizer"), cfg)?;
-        let pre_conv =
-            CausalConv1d::load(vb.pp("pre_conv"), cfg.codebook_dim, cfg.latent_dim, PRE_CONV_KERNEL, 1, &mut slots)?;
+        let pre_conv = CausalConv1d::load(
+            vb.pp("pre_conv"),
+            cfg.codebook_dim,
+            cfg.latent_dim,
+            PRE_CONV_KERNEL,
+            1,
+            &mut slots,
+        )?;
         let pre_transformer = PreTransformer::load(vb.pp("pre_transformer"), cfg)?;
         let upsample = cfg
             .upsampling_ratios
             .iter()
             .enumerate()
-            .map(|(i, &r)| UpsampleStage::load(vb.pp("upsample").pp(i), cfg.latent_dim, r, &mut slots))
+            .map(|(i, &r)| {
+                UpsampleStage::load(vb.pp("upsample").pp(i), cfg.latent_dim, r, &mut slots)
+            })
             .collect::<Result<Vec<_>>>()?;
         let vocoder = Vocoder::load(vb.pp("decoder"), cfg, &mut slots)?;
-        Ok(Self { quantizer, pre_conv, pre_transformer, upsample, vocoder, slots: slots.count() })
+        Ok(Self {
+            quantizer,
+            pre_conv,
+            pre_transformer,
+            upsample,
+            vocoder,
+            slots: slots.count(),
+        })
     }
 
     pub(crate) fn new_state(&self, codec_id: u64) -> DecoderState {
@@ -88,7 +103,9 @@ impl Decoder {
         }
         let mut stages = Vec::new();
         let want_trace = trace.is_some();
-        let y = self.vocoder.forward(&h, st, want_trace.then_some(&mut stages))?;
+        let y = self
+            .vocoder
+            .forward(&h, st, want_trace.then_some(&mut stages))?;
         let wav = y.clamp(-1f32, 1f32)?;
         st.frames += t;
         if let Some(out) = trace {

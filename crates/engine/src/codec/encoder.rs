@@ -51,8 +51,20 @@ impl MimiConv1d {
         let vb = vb.pp("conv");
         let weight = vb.get((c_out, c_in, kernel), "weight")?;
         let taps = weight.permute((2, 0, 1))?.contiguous()?;
-        let bias = if bias { vb.get(c_out, "bias")? } else { Tensor::zeros(c_out, weight.dtype(), weight.device())? };
-        Ok(Self { weight, taps, bias, kernel, stride, dilation, pad })
+        let bias = if bias {
+            vb.get(c_out, "bias")?
+        } else {
+            Tensor::zeros(c_out, weight.dtype(), weight.device())?
+        };
+        Ok(Self {
+            weight,
+            taps,
+            bias,
+            kernel,
+            stride,
+            dilation,
+            pad,
+        })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -65,7 +77,8 @@ impl MimiConv1d {
             Pad::Replicate => x.pad_with_same(2, left, right)?,
         };
         let x = x.contiguous()?;
-        if let Some(y) = super::cpu::conv1d(&x, &self.taps, &self.bias, self.dilation, self.stride) {
+        if let Some(y) = super::cpu::conv1d(&x, &self.taps, &self.bias, self.dilation, self.stride)
+        {
             return y;
         }
         let y = x.conv1d(&self.weight, 0, self.stride, self.dilation, 1)?;
@@ -85,7 +98,16 @@ impl ResnetBlock {
         let hidden = dim / cfg.compress;
         let vb = vb.pp("block");
         Ok(Self {
-            conv1: MimiConv1d::load(vb.pp(1), dim, hidden, cfg.residual_kernel_size, 1, dilation, true, Pad::Zeros)?,
+            conv1: MimiConv1d::load(
+                vb.pp(1),
+                dim,
+                hidden,
+                cfg.residual_kernel_size,
+                1,
+                dilation,
+                true,
+                Pad::Zeros,
+            )?,
             conv2: MimiConv1d::load(vb.pp(3), hidden, dim, 1, 1, 1, true, Pad::Zeros)?,
         })
     }
@@ -114,22 +136,47 @@ impl Seanet {
     fn load(vb: VarBuilder, cfg: &EncoderConfig) -> Result<Self> {
         let vb = vb.pp("layers");
         let mut layers = Vec::new();
-        let conv = |i: usize, c_in, c_out, k, s| MimiConv1d::load(vb.pp(i), c_in, c_out, k, s, 1, true, Pad::Zeros);
-        layers.push(SeanetLayer::Conv(conv(0, cfg.audio_channels, cfg.num_filters, cfg.kernel_size, 1)?));
+        let conv = |i: usize, c_in, c_out, k, s| {
+            MimiConv1d::load(vb.pp(i), c_in, c_out, k, s, 1, true, Pad::Zeros)
+        };
+        layers.push(SeanetLayer::Conv(conv(
+            0,
+            cfg.audio_channels,
+            cfg.num_filters,
+            cfg.kernel_size,
+            1,
+        )?));
         let mut scale = 1;
         for &ratio in cfg.upsampling_ratios.iter().rev() {
             let dim = scale * cfg.num_filters;
             for j in 0..cfg.num_residual_layers {
                 let dilation = cfg.dilation_growth_rate.pow(j as u32);
-                layers.push(SeanetLayer::Res(ResnetBlock::load(vb.pp(layers.len()), cfg, dim, dilation)?));
+                layers.push(SeanetLayer::Res(ResnetBlock::load(
+                    vb.pp(layers.len()),
+                    cfg,
+                    dim,
+                    dilation,
+                )?));
             }
             layers.push(SeanetLayer::Elu);
-            layers.push(SeanetLayer::Conv(conv(layers.len(), dim, dim * 2, ratio * 2, ratio)?));
+            layers.push(SeanetLayer::Conv(conv(
+                layers.len(),
+                dim,
+                dim * 2,
+                ratio * 2,
+                ratio,
+            )?));
             scale *= 2;
         }
         layers.push(SeanetLayer::Elu);
         let c_in = scale * cfg.num_filters;
-        layers.push(SeanetLayer::Conv(conv(layers.len(), c_in, cfg.hidden_size, cfg.last_kernel_size, 1)?));
+        layers.push(SeanetLayer::Conv(conv(
+            layers.len(),
+            c_in,
+            cfg.hidden_size,
+            cfg.last_kernel_size,
+            1,
+        )?));
         Ok(Self { layers })
     }
 
@@ -155,10 +202,19 @@ struct LayerNorm {
 
 impl LayerNorm {
     fn load(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
-        Ok(Self { weight: vb.get(dim, "weight")?, bias: vb.get(dim, "bias")?, eps: eps as f32 })
+        Ok(Self {
+            weight: vb.get(dim, "weight")?,
+            bias: vb.get(dim, "bias")?,
+            eps: eps as f32,
+        })
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps)?)
+        Ok(candle_nn::ops::layer_norm(
+            x,
+            &self.weight,
+            &self.bias,
+            self.eps,
+        )?)
     }
 }
 
@@ -181,7 +237,12 @@ struct TransformerLayer {
 
 impl TransformerLayer {
     fn load(vb: VarBuilder, cfg: &EncoderConfig) -> Result<Self> {
-        let (h, d, n, kv) = (cfg.hidden_size, cfg.head_dim(), cfg.num_attention_heads, cfg.num_kv_heads());
+        let (h, d, n, kv) = (
+            cfg.hidden_size,
+            cfg.head_dim(),
+            cfg.num_attention_heads,
+            cfg.num_kv_heads(),
+        );
         let att = vb.pp("self_attn");
         Ok(Self {
             input_norm: LayerNorm::load(vb.pp("input_layernorm"), h, cfg.norm_eps)?,
@@ -201,15 +262,26 @@ impl TransformerLayer {
     }
 
     /// `x`: `[T, hidden]` at positions `0..T`.
-    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, window: Option<usize>) -> Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        window: Option<usize>,
+    ) -> Result<Tensor> {
         let t = x.dim(0)?;
         let h = self.input_norm.forward(x)?;
         let split = |y: Tensor, n: usize| -> Result<Tensor> {
-            Ok(y.reshape((1, t, n, self.head_dim))?.transpose(1, 2)?.contiguous()?)
+            Ok(y.reshape((1, t, n, self.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()?)
         };
         let q = Rope::apply(&split(self.q.forward(&h)?, self.heads)?, cos, sin)?;
         let rep = self.heads / self.kv_heads;
-        let k = repeat_kv(&Rope::apply(&split(self.k.forward(&h)?, self.kv_heads)?, cos, sin)?, rep)?;
+        let k = repeat_kv(
+            &Rope::apply(&split(self.k.forward(&h)?, self.kv_heads)?, cos, sin)?,
+            rep,
+        )?;
         let v = repeat_kv(&split(self.v.forward(&h)?, self.kv_heads)?, rep)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let mut outs = Vec::new();
@@ -224,9 +296,13 @@ impl TransformerLayer {
             outs.push(candle_nn::ops::softmax_last_dim(&s)?.matmul(&vb)?);
             a = b;
         }
-        let y = Tensor::cat(&outs, 2)?.transpose(1, 2)?.reshape((t, self.heads * self.head_dim))?;
+        let y = Tensor::cat(&outs, 2)?
+            .transpose(1, 2)?
+            .reshape((t, self.heads * self.head_dim))?;
         let x = (x + self.o.forward(&y)?.broadcast_mul(&self.attn_scale)?)?;
-        let m = self.fc2.forward(&self.fc1.forward(&self.post_norm.forward(&x)?)?.gelu_erf()?)?;
+        let m = self
+            .fc2
+            .forward(&self.fc1.forward(&self.post_norm.forward(&x)?)?.gelu_erf()?)?;
         Ok((x + m.broadcast_mul(&self.mlp_scale)?)?)
     }
 }
@@ -254,7 +330,16 @@ impl Encoder {
             layers,
             rope: Rope::new(cfg.head_dim(), cfg.rope_theta),
             window: cfg.sliding_window,
-            downsample: MimiConv1d::load(vb.pp("downsample"), h, h, cfg.downsample_kernel(), 2, 1, false, Pad::Replicate)?,
+            downsample: MimiConv1d::load(
+                vb.pp("downsample"),
+                h,
+                h,
+                cfg.downsample_kernel(),
+                2,
+                1,
+                false,
+                Pad::Replicate,
+            )?,
             quantizer: MimiQuantizer::load(vb.pp("quantizer"), cfg)?,
         })
     }
@@ -269,7 +354,10 @@ impl Encoder {
         for l in &self.layers {
             h = l.forward(&h, &cos, &sin, self.window)?;
         }
-        let h = self.downsample.forward(&h.t()?.unsqueeze(0)?.contiguous()?)?; // [1, hidden, T/2]
-        self.quantizer.encode(&h.squeeze(0)?.t()?.contiguous()?, n_q)
+        let h = self
+            .downsample
+            .forward(&h.t()?.unsqueeze(0)?.contiguous()?)?; // [1, hidden, T/2]
+        self.quantizer
+            .encode(&h.squeeze(0)?.t()?.contiguous()?, n_q)
     }
 }

@@ -16,17 +16,28 @@ pub(crate) struct Linear {
 impl Linear {
     pub(crate) fn load(vb: VarBuilder, c_in: usize, c_out: usize, bias: bool) -> Result<Self> {
         let w = vb.get((c_out, c_in), "weight")?;
-        let b = if bias { Some(vb.get(c_out, "bias")?) } else { None };
+        let b = if bias {
+            Some(vb.get(c_out, "bias")?)
+        } else {
+            None
+        };
         let bias_v = match &b {
             Some(b) => Some(b.to_vec1::<f32>()?),
             None => None,
         };
-        Ok(Self { inner: candle_nn::Linear::new(w, b), bias_v })
+        Ok(Self {
+            inner: candle_nn::Linear::new(w, b),
+            bias_v,
+        })
     }
 
     /// `x`: `[rows, in]` → `[rows, out]`.
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if let Some(y) = super::cpu::linear_rows(&x.contiguous()?, self.inner.weight(), self.bias_v.as_deref()) {
+        if let Some(y) = super::cpu::linear_rows(
+            &x.contiguous()?,
+            self.inner.weight(),
+            self.bias_v.as_deref(),
+        ) {
             return y;
         }
         Ok(self.inner.forward(x)?)

@@ -65,9 +65,14 @@ impl Codec {
             path: cfg_path.clone(),
             reason: format!("cannot read the speech tokenizer config ({e}); the model directory needs speech_tokenizer/config.json"),
         })?;
-        let cfg: CodecConfig = serde_json::from_str(&text)
-            .map_err(|e| Error::Malformed { path: cfg_path.clone(), reason: format!("invalid speech tokenizer config: {e}") })?;
-        cfg.validate().map_err(|reason| Error::Malformed { path: cfg_path.clone(), reason })?;
+        let cfg: CodecConfig = serde_json::from_str(&text).map_err(|e| Error::Malformed {
+            path: cfg_path.clone(),
+            reason: format!("invalid speech tokenizer config: {e}"),
+        })?;
+        cfg.validate().map_err(|reason| Error::Malformed {
+            path: cfg_path.clone(),
+            reason,
+        })?;
 
         let weights = speech_tokenizer_dir.join("model.safetensors");
         if !weights.is_file() {
@@ -76,13 +81,19 @@ impl Codec {
                 reason: "missing: the speech tokenizer weights are expected here (download the full model directory)".into(),
             });
         }
-        let malformed = |reason: String| Error::Malformed { path: weights.clone(), reason };
+        let malformed = |reason: String| Error::Malformed {
+            path: weights.clone(),
+            reason,
+        };
         // SAFETY: the file is memory-mapped read-only while the weights are copied out; it must not
         // be truncated meanwhile, as with every memory-mapped checkpoint loader.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, device) }
             .map_err(|e| malformed(format!("cannot read safetensors: {}", plain(e))))?;
         Codec::new(vb, &cfg).map_err(|e| match e {
-            Error::Tensor(e) => malformed(format!("speech tokenizer weights do not match config.json: {}", plain(e))),
+            Error::Tensor(e) => malformed(format!(
+                "speech tokenizer weights do not match config.json: {}",
+                plain(e)
+            )),
             other => other,
         })
     }
@@ -152,7 +163,8 @@ impl Codec {
         self.check_codes(codes)?;
         let mut st = self.new_stream();
         let mut trace = None;
-        self.decoder.forward(&self.codes_tensor(codes)?, &mut st, Some(&mut trace))?;
+        self.decoder
+            .forward(&self.codes_tensor(codes)?, &mut st, Some(&mut trace))?;
         trace.ok_or_else(|| Error::InvalidRequest("decode_traced needs at least one frame".into()))
     }
 
@@ -165,26 +177,37 @@ impl Codec {
     /// samples, equal to the corresponding slice of the one-shot decode of the whole sequence.
     /// Codes are checked before anything runs, so a rejected chunk leaves the stream untouched;
     /// after any other error the stream's state is undefined and a new stream must be started.
-    pub fn decode_chunk(&self, state: &mut DecoderState, codes: &[[u32; NUM_QUANTIZERS]]) -> Result<Vec<f32>> {
+    pub fn decode_chunk(
+        &self,
+        state: &mut DecoderState,
+        codes: &[[u32; NUM_QUANTIZERS]],
+    ) -> Result<Vec<f32>> {
         state.check_owner(self.id)?;
         self.check_codes(codes)?;
         if codes.is_empty() {
             return Ok(Vec::new());
         }
-        let wav = self.decoder.forward(&self.codes_tensor(codes)?, state, None)?;
+        let wav = self
+            .decoder
+            .forward(&self.codes_tensor(codes)?, state, None)?;
         Ok(wav.flatten_all()?.to_vec1::<f32>()?)
     }
 
     /// Mimi-encodes 24 kHz mono audio into `ceil(len / 1920)` frames of 16 codes.
     pub fn encode(&self, wav_24k: &[f32]) -> Result<Vec<[u32; NUM_QUANTIZERS]>> {
         let enc = self.encoder.as_ref().ok_or_else(|| {
-            Error::InvalidRequest("this speech tokenizer has no encoder weights, so it cannot encode reference audio".into())
+            Error::InvalidRequest(
+                "this speech tokenizer has no encoder weights, so it cannot encode reference audio"
+                    .into(),
+            )
         })?;
         if wav_24k.is_empty() {
             return Err(Error::InvalidRequest("cannot encode empty audio".into()));
         }
         if let Some(i) = wav_24k.iter().position(|x| !x.is_finite()) {
-            return Err(Error::InvalidRequest(format!("reference audio sample {i} is not a finite number")));
+            return Err(Error::InvalidRequest(format!(
+                "reference audio sample {i} is not a finite number"
+            )));
         }
         let n_q = self.cfg.encoder_valid_num_quantizers;
         if n_q != NUM_QUANTIZERS {
@@ -214,7 +237,11 @@ impl Codec {
 
     fn codes_tensor(&self, codes: &[[u32; NUM_QUANTIZERS]]) -> Result<Tensor> {
         let flat: Vec<u32> = codes.iter().flatten().copied().collect();
-        Ok(Tensor::from_vec(flat, (codes.len(), NUM_QUANTIZERS), &self.device)?)
+        Ok(Tensor::from_vec(
+            flat,
+            (codes.len(), NUM_QUANTIZERS),
+            &self.device,
+        )?)
     }
 }
 

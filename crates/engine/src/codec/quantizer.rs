@@ -24,7 +24,9 @@ impl Codebook {
         let sum = vb.get((size, dim), sum_name)?;
         let usage = vb.get(size, "cluster_usage")?;
         let usage = usage.clamp(USAGE_EPS, f64::INFINITY)?.reshape((size, 1))?;
-        Ok(Self { embed: sum.broadcast_div(&usage)? })
+        Ok(Self {
+            embed: sum.broadcast_div(&usage)?,
+        })
     }
 
     /// `[T]` u32 indices → `[T, dim]`.
@@ -43,7 +45,9 @@ struct Proj {
 impl Proj {
     fn load(vb: VarBuilder, c_in: usize, c_out: usize) -> Result<Self> {
         let w = vb.get((c_out, c_in, 1), "weight")?;
-        Ok(Self { wt: w.squeeze(2)?.t()?.contiguous()? })
+        Ok(Self {
+            wt: w.squeeze(2)?.t()?.contiguous()?,
+        })
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.matmul(&self.wt)?)
@@ -65,7 +69,14 @@ impl DecoderQuantizer {
         let (size, dim) = (cfg.codebook_size, cfg.codebook_dim / 2);
         let books = |vb: VarBuilder, n: usize| -> Result<Vec<Codebook>> {
             (0..n)
-                .map(|i| Codebook::load(vb.pp(format!("vq.layers.{i}._codebook")), size, dim, "embedding_sum"))
+                .map(|i| {
+                    Codebook::load(
+                        vb.pp(format!("vq.layers.{i}._codebook")),
+                        size,
+                        dim,
+                        "embedding_sum",
+                    )
+                })
                 .collect()
         };
         let n_first = cfg.num_semantic_quantizers;
@@ -73,7 +84,12 @@ impl DecoderQuantizer {
         let rest = books(vb.pp("rvq_rest"), cfg.num_quantizers - n_first)?;
         let first_proj = Proj::load(vb.pp("rvq_first.output_proj"), dim, cfg.codebook_dim)?;
         let rest_proj = Proj::load(vb.pp("rvq_rest.output_proj"), dim, cfg.codebook_dim)?;
-        Ok(Self { first, first_proj, rest, rest_proj })
+        Ok(Self {
+            first,
+            first_proj,
+            rest,
+            rest_proj,
+        })
     }
 
     /// `codes`: `[T, groups]` u32, already range-checked. Returns `[T, codebook_dim]`.
@@ -87,10 +103,14 @@ impl DecoderQuantizer {
                     None => e,
                 });
             }
-            acc.ok_or_else(|| crate::Error::InvalidRequest("a residual quantizer without codebooks".into()))
+            acc.ok_or_else(|| {
+                crate::Error::InvalidRequest("a residual quantizer without codebooks".into())
+            })
         };
         let first = self.first_proj.forward(&sum(&self.first, 0)?)?;
-        let rest = self.rest_proj.forward(&sum(&self.rest, self.first.len())?)?;
+        let rest = self
+            .rest_proj
+            .forward(&sum(&self.rest, self.first.len())?)?;
         Ok((first + rest)?)
     }
 }
@@ -107,7 +127,12 @@ impl MimiRvq {
         let input_proj = Proj::load(vb.pp("input_proj"), hidden, vq_dim)?;
         let layers = (0..n)
             .map(|i| {
-                let cb = Codebook::load(vb.pp(format!("layers.{i}.codebook")), size, vq_dim, "embed_sum")?;
+                let cb = Codebook::load(
+                    vb.pp(format!("layers.{i}.codebook")),
+                    size,
+                    vq_dim,
+                    "embed_sum",
+                )?;
                 let norms = cb.embed.sqr()?.sum_keepdim(1)?.t()?.contiguous()?; // [1, size]
                 Ok((cb, norms))
             })
@@ -166,10 +191,25 @@ impl MimiQuantizer {
     pub(crate) fn load(vb: VarBuilder, cfg: &super::EncoderConfig) -> Result<Self> {
         let n_sem = cfg.num_semantic_quantizers;
         let (h, d, size) = (cfg.hidden_size, cfg.vq_dim(), cfg.codebook_size);
-        let semantic = MimiRvq::load(vb.pp("semantic_residual_vector_quantizer"), h, d, size, n_sem)?;
-        let acoustic =
-            MimiRvq::load(vb.pp("acoustic_residual_vector_quantizer"), h, d, size, cfg.num_quantizers - n_sem)?;
-        Ok(Self { semantic, acoustic, n_semantic: n_sem })
+        let semantic = MimiRvq::load(
+            vb.pp("semantic_residual_vector_quantizer"),
+            h,
+            d,
+            size,
+            n_sem,
+        )?;
+        let acoustic = MimiRvq::load(
+            vb.pp("acoustic_residual_vector_quantizer"),
+            h,
+            d,
+            size,
+            cfg.num_quantizers - n_sem,
+        )?;
+        Ok(Self {
+            semantic,
+            acoustic,
+            n_semantic: n_sem,
+        })
     }
 
     /// `x`: `[T, hidden]` → `n_q` code vectors (group-major), each of length T.

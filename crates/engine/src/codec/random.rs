@@ -18,12 +18,23 @@ struct RandomWeights {
 }
 
 impl SimpleBackend for RandomWeights {
-    fn get(&self, s: Shape, name: &str, _h: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        _h: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         let dims = s.dims().to_vec();
         let n = s.elem_count();
         let mut rng = SplitMix::new(self.seed ^ fnv1a(name));
         let leaf = name.rsplit('.').next().unwrap_or(name);
-        let fan_in = if dims.len() > 1 { (n / dims[0]).max(1) } else { 1 };
+        let fan_in = if dims.len() > 1 {
+            (n / dims[0]).max(1)
+        } else {
+            1
+        };
         let data: Vec<f32> = match leaf {
             "cluster_usage" => (0..n).map(|_| 0.5 + 1.5 * rng.uniform()).collect(),
             "alpha" | "beta" => (0..n).map(|_| 0.2 * rng.normal()).collect(),
@@ -40,7 +51,12 @@ impl SimpleBackend for RandomWeights {
         Tensor::from_vec(data, dims, dev)?.to_dtype(dtype)
     }
 
-    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+    fn get_unchecked(
+        &self,
+        name: &str,
+        _dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         candle_core::bail!("random weights need a shape, none was given for {name}")
     }
 
@@ -50,7 +66,9 @@ impl SimpleBackend for RandomWeights {
 }
 
 fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// SplitMix64 with Box–Muller normals: small, fast and reproducible.
@@ -61,7 +79,10 @@ struct SplitMix {
 
 impl SplitMix {
     fn new(seed: u64) -> Self {
-        Self { state: seed, spare: None }
+        Self {
+            state: seed,
+            spare: None,
+        }
     }
     fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);

@@ -20,7 +20,12 @@ impl Rope {
     }
 
     /// cos and sin tables `[len, head_dim / 2]` for positions `start..start + len`.
-    pub(crate) fn tables(&self, start: usize, len: usize, device: &Device) -> Result<(Tensor, Tensor)> {
+    pub(crate) fn tables(
+        &self,
+        start: usize,
+        len: usize,
+        device: &Device,
+    ) -> Result<(Tensor, Tensor)> {
         let half = self.inv_freq.len();
         let mut cos = Vec::with_capacity(len * half);
         let mut sin = Vec::with_capacity(len * half);
@@ -32,7 +37,10 @@ impl Rope {
                 sin.push(a.sin() as f32);
             }
         }
-        Ok((Tensor::from_vec(cos, (len, half), device)?, Tensor::from_vec(sin, (len, half), device)?))
+        Ok((
+            Tensor::from_vec(cos, (len, half), device)?,
+            Tensor::from_vec(sin, (len, half), device)?,
+        ))
     }
 
     /// `x`: `[1, heads, len, head_dim]` (contiguous).
@@ -70,5 +78,7 @@ pub(crate) fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
         return Ok(x.clone());
     }
     let (b, kv, l, d) = x.dims4()?;
-    Ok(x.unsqueeze(2)?.broadcast_as((b, kv, n_rep, l, d))?.reshape((b, kv * n_rep, l, d))?)
+    Ok(x.unsqueeze(2)?
+        .broadcast_as((b, kv, n_rep, l, d))?
+        .reshape((b, kv * n_rep, l, d))?)
 }

@@ -40,7 +40,12 @@ pub struct DecoderState {
 
 impl DecoderState {
     pub(crate) fn new(codec_id: u64, slots: usize, layers: usize) -> Self {
-        Self { codec_id, frames: 0, slots: vec![None; slots], kv: vec![None; layers] }
+        Self {
+            codec_id,
+            frames: 0,
+            slots: vec![None; slots],
+            kv: vec![None; layers],
+        }
     }
 
     /// Frames decoded so far.

@@ -24,7 +24,10 @@ struct RmsNorm {
 
 impl RmsNorm {
     fn load(vb: VarBuilder, dim: usize, eps: f64) -> Result<Self> {
-        Ok(Self { weight: vb.get(dim, "weight")?, eps: eps as f32 })
+        Ok(Self {
+            weight: vb.get(dim, "weight")?,
+            eps: eps as f32,
+        })
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(candle_nn::ops::rms_norm(x, &self.weight, self.eps)?)
@@ -58,13 +61,24 @@ impl Attention {
     }
 
     /// `x`: `[T, hidden]` at absolute positions `start..start + T`.
-    fn forward(&self, x: &Tensor, ctx: &StepCtx, cache: &mut Option<(Tensor, Tensor)>) -> Result<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        ctx: &StepCtx,
+        cache: &mut Option<(Tensor, Tensor)>,
+    ) -> Result<Tensor> {
         let t = x.dim(0)?;
         let split = |y: Tensor, n: usize| -> Result<Tensor> {
-            Ok(y.reshape((1, t, n, self.head_dim))?.transpose(1, 2)?.contiguous()?)
+            Ok(y.reshape((1, t, n, self.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()?)
         };
         let q = Rope::apply(&split(self.q.forward(x)?, self.heads)?, &ctx.cos, &ctx.sin)?;
-        let k = Rope::apply(&split(self.k.forward(x)?, self.kv_heads)?, &ctx.cos, &ctx.sin)?;
+        let k = Rope::apply(
+            &split(self.k.forward(x)?, self.kv_heads)?,
+            &ctx.cos,
+            &ctx.sin,
+        )?;
         let v = split(self.v.forward(x)?, self.kv_heads)?;
         let (k, v) = match cache.take() {
             Some((ck, cv)) => (Tensor::cat(&[&ck, &k], 2)?, Tensor::cat(&[&cv, &v], 2)?),
@@ -79,10 +93,15 @@ impl Attention {
         let scores = (q.matmul(&kr.t()?)? * scale)?.broadcast_add(&mask)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let y = probs.matmul(&vr)?; // [1, heads, T, D]
-        let y = y.transpose(1, 2)?.reshape((t, self.heads * self.head_dim))?;
+        let y = y
+            .transpose(1, 2)?
+            .reshape((t, self.heads * self.head_dim))?;
         // Keep what the next chunk's first query can still see: the last window − 1 positions.
         let keep = ctx.window.map_or(k_len, |w| k_len.min(w - 1));
-        *cache = Some((k.narrow(2, k_len - keep, keep)?.contiguous()?, v.narrow(2, k_len - keep, keep)?.contiguous()?));
+        *cache = Some((
+            k.narrow(2, k_len - keep, keep)?.contiguous()?,
+            v.narrow(2, k_len - keep, keep)?.contiguous()?,
+        ));
         self.o.forward(&y)
     }
 }
@@ -131,8 +150,15 @@ impl Layer {
         })
     }
 
-    fn forward(&self, x: &Tensor, ctx: &StepCtx, cache: &mut Option<(Tensor, Tensor)>) -> Result<Tensor> {
-        let a = self.attn.forward(&self.input_norm.forward(x)?, ctx, cache)?;
+    fn forward(
+        &self,
+        x: &Tensor,
+        ctx: &StepCtx,
+        cache: &mut Option<(Tensor, Tensor)>,
+    ) -> Result<Tensor> {
+        let a = self
+            .attn
+            .forward(&self.input_norm.forward(x)?, ctx, cache)?;
         let x = (x + a.broadcast_mul(&self.attn_scale)?)?;
         let m = self.mlp.forward(&self.post_norm.forward(&x)?)?;
         Ok((x + m.broadcast_mul(&self.mlp_scale)?)?)
@@ -181,7 +207,12 @@ impl PreTransformer {
     pub(crate) fn forward(&self, x: &Tensor, st: &mut DecoderState) -> Result<Tensor> {
         let t = x.dim(0)?;
         let (cos, sin) = self.rope.tables(st.frames, t, x.device())?;
-        let ctx = StepCtx { start: st.frames, window: self.window, cos, sin };
+        let ctx = StepCtx {
+            start: st.frames,
+            window: self.window,
+            cos,
+            sin,
+        };
         let mut h = self.input_proj.forward(x)?;
         for (layer, cache) in self.layers.iter().zip(st.kv.iter_mut()) {
             h = layer.forward(&h, &ctx, cache)?;

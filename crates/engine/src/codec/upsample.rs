@@ -54,7 +54,12 @@ pub(crate) struct UpsampleStage {
 
 impl UpsampleStage {
     /// `vb` at `decoder.upsample.{i}`.
-    pub(crate) fn load(vb: VarBuilder, dim: usize, ratio: usize, slots: &mut SlotAlloc) -> Result<Self> {
+    pub(crate) fn load(
+        vb: VarBuilder,
+        dim: usize,
+        ratio: usize,
+        slots: &mut SlotAlloc,
+    ) -> Result<Self> {
         Ok(Self {
             up: CausalConvTranspose1d::load(vb.pp(0), dim, dim, ratio, ratio, slots)?,
             block: ConvNeXtBlock::load(vb.pp(1), dim, slots)?,

@@ -27,12 +27,20 @@ pub(crate) struct SnakeBeta {
 
 impl SnakeBeta {
     pub(crate) fn load(vb: VarBuilder, channels: usize) -> Result<Self> {
-        let alpha = vb.get(channels, "alpha")?.exp()?.reshape((1, channels, 1))?;
+        let alpha = vb
+            .get(channels, "alpha")?
+            .exp()?
+            .reshape((1, channels, 1))?;
         let beta = vb.get(channels, "beta")?.exp()?;
         let inv_beta = (beta + 1e-9)?.recip()?.reshape((1, channels, 1))?;
         let alpha_v = alpha.flatten_all()?.to_vec1::<f32>()?;
         let inv_beta_v = inv_beta.flatten_all()?.to_vec1::<f32>()?;
-        Ok(Self { alpha, inv_beta, alpha_v, inv_beta_v })
+        Ok(Self {
+            alpha,
+            inv_beta,
+            alpha_v,
+            inv_beta_v,
+        })
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -113,7 +121,8 @@ pub(crate) struct Vocoder {
 
 impl Vocoder {
     pub(crate) fn load(vb: VarBuilder, cfg: &DecoderConfig, slots: &mut SlotAlloc) -> Result<Self> {
-        let input = CausalConv1d::load(vb.pp(0), cfg.latent_dim, cfg.decoder_dim, KERNEL, 1, slots)?;
+        let input =
+            CausalConv1d::load(vb.pp(0), cfg.latent_dim, cfg.decoder_dim, KERNEL, 1, slots)?;
         let mut dim = cfg.decoder_dim;
         let mut blocks = Vec::with_capacity(cfg.upsample_rates.len());
         for (i, &rate) in cfg.upsample_rates.iter().enumerate() {
@@ -123,7 +132,12 @@ impl Vocoder {
         let n = cfg.upsample_rates.len();
         let act = SnakeBeta::load(vb.pp(n + 1), dim)?;
         let output = CausalConv1d::load(vb.pp(n + 2), dim, 1, KERNEL, 1, slots)?;
-        Ok(Self { input, blocks, act, output })
+        Ok(Self {
+            input,
+            blocks,
+            act,
+            output,
+        })
     }
 
     /// Runs every stage; `trace` receives the output of each (input conv, each block, the final

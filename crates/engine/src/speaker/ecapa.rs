@@ -26,7 +26,13 @@ struct SameConv {
 }
 
 impl SameConv {
-    fn load(vb: VarBuilder, c_in: usize, c_out: usize, kernel: usize, dilation: usize) -> Result<Self> {
+    fn load(
+        vb: VarBuilder,
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        dilation: usize,
+    ) -> Result<Self> {
         let total = dilation * (kernel - 1);
         let weight = vb.get((c_out, c_in, kernel), "weight")?;
         Ok(Self {
@@ -44,7 +50,8 @@ impl SameConv {
         if let Some(y) = crate::codec::cpu::conv1d(&x, &self.taps, &self.bias, self.dilation, 1) {
             return y;
         }
-        Ok(x.conv1d(&self.weight, 0, 1, self.dilation, 1)?.broadcast_add(&self.bias.reshape((1, (), 1))?)?)
+        Ok(x.conv1d(&self.weight, 0, 1, self.dilation, 1)?
+            .broadcast_add(&self.bias.reshape((1, (), 1))?)?)
     }
 }
 
@@ -76,8 +83,16 @@ struct Tdnn {
 }
 
 impl Tdnn {
-    fn load(vb: VarBuilder, c_in: usize, c_out: usize, kernel: usize, dilation: usize) -> Result<Self> {
-        Ok(Self { conv: SameConv::load(vb.pp("conv"), c_in, c_out, kernel, dilation)? })
+    fn load(
+        vb: VarBuilder,
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        dilation: usize,
+    ) -> Result<Self> {
+        Ok(Self {
+            conv: SameConv::load(vb.pp("conv"), c_in, c_out, kernel, dilation)?,
+        })
     }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(self.conv.forward(x)?.relu()?)
@@ -93,7 +108,13 @@ struct Res2Net {
 }
 
 impl Res2Net {
-    fn load(vb: VarBuilder, channels: usize, scale: usize, kernel: usize, dilation: usize) -> Result<Self> {
+    fn load(
+        vb: VarBuilder,
+        channels: usize,
+        scale: usize,
+        kernel: usize,
+        dilation: usize,
+    ) -> Result<Self> {
         let part = channels / scale;
         let blocks = (0..scale - 1)
             .map(|i| Tdnn::load(vb.pp("blocks").pp(i), part, part, kernel, dilation))
@@ -164,7 +185,9 @@ impl SeRes2NetBlock {
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.tdnn2.forward(&self.res2net.forward(&self.tdnn1.forward(x)?)?)?;
+        let h = self
+            .tdnn2
+            .forward(&self.res2net.forward(&self.tdnn1.forward(x)?)?)?;
         Ok((self.se.forward(&h)? + x)?)
     }
 }
@@ -188,7 +211,11 @@ impl AttentiveStatsPool {
     /// Weighted mean and std over time; `w` sums to 1 along time.
     fn stats(x: &Tensor, w: &Tensor) -> Result<(Tensor, Tensor)> {
         let mean = x.broadcast_mul(w)?.sum_keepdim(2)?;
-        let var = x.broadcast_sub(&mean)?.sqr()?.broadcast_mul(w)?.sum_keepdim(2)?;
+        let var = x
+            .broadcast_sub(&mean)?
+            .sqr()?
+            .broadcast_mul(w)?
+            .sum_keepdim(2)?;
         Ok((mean, var.clamp(STAT_EPS, f64::INFINITY)?.sqrt()?))
     }
 
@@ -196,7 +223,14 @@ impl AttentiveStatsPool {
         let (b, c, t) = x.dims3()?;
         let uniform = Tensor::full(1.0 / t as f32, (b, 1, t), x.device())?;
         let (mean, std) = Self::stats(x, &uniform)?;
-        let ctx = Tensor::cat(&[x.clone(), mean.broadcast_as((b, c, t))?, std.broadcast_as((b, c, t))?], 1)?;
+        let ctx = Tensor::cat(
+            &[
+                x.clone(),
+                mean.broadcast_as((b, c, t))?,
+                std.broadcast_as((b, c, t))?,
+            ],
+            1,
+        )?;
         let a = self.conv.forward(&self.tdnn.forward(&ctx)?.tanh()?)?;
         let a = candle_nn::ops::softmax_last_dim(&a)?;
         let (mean, std) = Self::stats(x, &a)?;
@@ -218,15 +252,33 @@ impl Ecapa {
     pub(crate) fn load(vb: VarBuilder, cfg: &SpeakerEncoderConfig) -> Result<Self> {
         let ch = &cfg.enc_channels;
         let n = ch.len();
-        let first = Tdnn::load(vb.pp("blocks.0"), cfg.mel_dim, ch[0], cfg.enc_kernel_sizes[0], cfg.enc_dilations[0])?;
+        let first = Tdnn::load(
+            vb.pp("blocks.0"),
+            cfg.mel_dim,
+            ch[0],
+            cfg.enc_kernel_sizes[0],
+            cfg.enc_dilations[0],
+        )?;
         let blocks = (1..n - 1)
             .map(|i| SeRes2NetBlock::load(vb.pp("blocks").pp(i), cfg, i))
             .collect::<Result<Vec<_>>>()?;
         let mfa_in: usize = ch[1..n - 1].iter().sum();
-        let mfa = Tdnn::load(vb.pp("mfa"), mfa_in, ch[n - 1], cfg.enc_kernel_sizes[n - 1], cfg.enc_dilations[n - 1])?;
+        let mfa = Tdnn::load(
+            vb.pp("mfa"),
+            mfa_in,
+            ch[n - 1],
+            cfg.enc_kernel_sizes[n - 1],
+            cfg.enc_dilations[n - 1],
+        )?;
         let asp = AttentiveStatsPool::load(vb.pp("asp"), ch[n - 1], cfg.enc_attention_channels)?;
         let fc = SameConv::load(vb.pp("fc"), ch[n - 1] * 2, cfg.enc_dim, 1, 1)?;
-        Ok(Self { first, blocks, mfa, asp, fc })
+        Ok(Self {
+            first,
+            blocks,
+            mfa,
+            asp,
+            fc,
+        })
     }
 
     pub(crate) fn forward(&self, mel: &Tensor) -> Result<Tensor> {

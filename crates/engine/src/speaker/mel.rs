@@ -43,10 +43,14 @@ pub fn log_mel(wav: &[f32]) -> Result<Vec<[f32; N_MELS]>> {
         )));
     }
     if let Some(i) = wav.iter().position(|x| !x.is_finite()) {
-        return Err(Error::InvalidRequest(format!("reference audio sample {i} is not a finite number")));
+        return Err(Error::InvalidRequest(format!(
+            "reference audio sample {i} is not a finite number"
+        )));
     }
     let padded = reflect_pad(wav, PAD);
-    let window: Vec<f64> = (0..N_FFT).map(|n| 0.5 - 0.5 * (2.0 * PI * n as f64 / N_FFT as f64).cos()).collect();
+    let window: Vec<f64> = (0..N_FFT)
+        .map(|n| 0.5 - 0.5 * (2.0 * PI * n as f64 / N_FFT as f64).cos())
+        .collect();
     let fb = mel_filterbank();
     let fft = Fft::new(N_FFT);
     let n_bins = N_FFT / 2 + 1;
@@ -115,7 +119,9 @@ fn mel_to_hz(m: f64) -> f64 {
 /// to f32 as librosa stores them.
 pub(crate) fn mel_filterbank() -> Vec<Vec<(usize, f64)>> {
     let n_bins = N_FFT / 2 + 1;
-    let fft_freqs: Vec<f64> = (0..n_bins).map(|k| k as f64 * SAMPLE_RATE as f64 / N_FFT as f64).collect();
+    let fft_freqs: Vec<f64> = (0..n_bins)
+        .map(|k| k as f64 * SAMPLE_RATE as f64 / N_FFT as f64)
+        .collect();
     let (lo, hi) = (hz_to_mel(F_MIN), hz_to_mel(F_MAX));
     let pts: Vec<f64> = (0..N_MELS + 2)
         .map(|i| mel_to_hz(lo + (hi - lo) * i as f64 / (N_MELS + 1) as f64))
@@ -148,8 +154,12 @@ struct Fft {
 impl Fft {
     fn new(n: usize) -> Self {
         debug_assert!(n.is_power_of_two());
-        let cos = (0..n / 2).map(|k| (2.0 * PI * k as f64 / n as f64).cos()).collect();
-        let sin = (0..n / 2).map(|k| -(2.0 * PI * k as f64 / n as f64).sin()).collect();
+        let cos = (0..n / 2)
+            .map(|k| (2.0 * PI * k as f64 / n as f64).cos())
+            .collect();
+        let sin = (0..n / 2)
+            .map(|k| -(2.0 * PI * k as f64 / n as f64).sin())
+            .collect();
         Self { n, cos, sin }
     }
 
@@ -200,7 +210,10 @@ mod tests {
                 dr += v * a.cos();
                 di += v * a.sin();
             }
-            assert!((re[k] - dr).abs() < 1e-9 && (im[k] - di).abs() < 1e-9, "bin {k}");
+            assert!(
+                (re[k] - dr).abs() < 1e-9 && (im[k] - di).abs() < 1e-9,
+                "bin {k}"
+            );
         }
     }
 
@@ -220,7 +233,10 @@ mod tests {
 
     #[test]
     fn reflect_pad_mirrors_without_the_edge() {
-        assert_eq!(reflect_pad(&[1.0, 2.0, 3.0, 4.0], 2), vec![3.0, 2.0, 1.0, 2.0, 3.0, 4.0, 3.0, 2.0]);
+        assert_eq!(
+            reflect_pad(&[1.0, 2.0, 3.0, 4.0], 2),
+            vec![3.0, 2.0, 1.0, 2.0, 3.0, 4.0, 3.0, 2.0]
+        );
     }
 
     #[test]

@@ -51,18 +51,33 @@ impl SpeakerEncoderConfig {
             ));
         }
         if self.mel_dim != N_MELS {
-            return Err(format!("speaker_encoder_config.mel_dim is {}; the mel front end has {N_MELS} bins", self.mel_dim));
+            return Err(format!(
+                "speaker_encoder_config.mel_dim is {}; the mel front end has {N_MELS} bins",
+                self.mel_dim
+            ));
         }
         if self.sample_rate != SAMPLE_RATE {
-            return Err(format!("speaker_encoder_config.sample_rate is {}; only {SAMPLE_RATE} Hz is supported", self.sample_rate));
+            return Err(format!(
+                "speaker_encoder_config.sample_rate is {}; only {SAMPLE_RATE} Hz is supported",
+                self.sample_rate
+            ));
         }
         if self.enc_res2net_scale < 2 {
             return Err("speaker_encoder_config.enc_res2net_scale must be at least 2".into());
         }
-        if self.enc_kernel_sizes.contains(&0) || self.enc_dilations.contains(&0) || self.enc_channels.contains(&0) {
-            return Err("speaker_encoder_config: channels, kernel sizes and dilations must be positive".into());
+        if self.enc_kernel_sizes.contains(&0)
+            || self.enc_dilations.contains(&0)
+            || self.enc_channels.contains(&0)
+        {
+            return Err(
+                "speaker_encoder_config: channels, kernel sizes and dilations must be positive"
+                    .into(),
+            );
         }
-        if let Some(c) = self.enc_channels[1..n - 1].iter().find(|c| *c % self.enc_res2net_scale != 0) {
+        if let Some(c) = self.enc_channels[1..n - 1]
+            .iter()
+            .find(|c| *c % self.enc_res2net_scale != 0)
+        {
             return Err(format!(
                 "speaker_encoder_config: {c} channels do not split into enc_res2net_scale {} groups",
                 self.enc_res2net_scale
@@ -92,7 +107,11 @@ impl SpeakerEncoder {
     pub fn load(vb: VarBuilder, cfg: &SpeakerEncoderConfig) -> Result<Self> {
         cfg.validate().map_err(Error::InvalidRequest)?;
         let vb = vb.set_dtype(DType::F32);
-        Ok(Self { ecapa: ecapa::Ecapa::load(vb.clone(), cfg)?, cfg: cfg.clone(), device: vb.device().clone() })
+        Ok(Self {
+            ecapa: ecapa::Ecapa::load(vb.clone(), cfg)?,
+            cfg: cfg.clone(),
+            device: vb.device().clone(),
+        })
     }
 
     pub fn config(&self) -> &SpeakerEncoderConfig {

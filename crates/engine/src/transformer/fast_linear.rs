@@ -6,8 +6,8 @@
 //! reading the weights, and a general GEMM spends much of its time packing them.
 
 use candle_core::{CpuStorage, DType, Module, Result, Storage, Tensor};
-use rayon::prelude::*;
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 
 use crate::codec::cpu::{linear_rows, SMALL_ROWS};
 
@@ -23,7 +23,10 @@ impl Linear {
             Some(b) => Some(b.to_dtype(DType::F32)?.to_vec1::<f32>()?),
             _ => None,
         };
-        Ok(Self { inner: candle_nn::Linear::new(weight, bias), bias_v })
+        Ok(Self {
+            inner: candle_nn::Linear::new(weight, bias),
+            bias_v,
+        })
     }
 
     pub fn weight(&self) -> &Tensor {
@@ -77,7 +80,10 @@ fn bf16_rows(x: &Tensor, w: &Tensor, bias: Option<&[f32]>) -> Option<Result<Tens
     if k != k_w || k == 0 || !w.is_contiguous() || bias.is_some_and(|b| b.len() != out) {
         return None;
     }
-    let xs = match x.to_dtype(DType::F32).and_then(|x| x.flatten_all()?.to_vec1::<f32>()) {
+    let xs = match x
+        .to_dtype(DType::F32)
+        .and_then(|x| x.flatten_all()?.to_vec1::<f32>())
+    {
         Ok(v) => v,
         Err(e) => return Some(Err(e)),
     };
@@ -92,16 +98,18 @@ fn bf16_rows(x: &Tensor, w: &Tensor, bias: Option<&[f32]>) -> Option<Result<Tens
     };
     const ROWS_PER_TASK: usize = 32;
     let mut yt = vec![0f32; out * m]; // [out, m]
-    yt.par_chunks_mut(ROWS_PER_TASK * m).enumerate().for_each(|(task, dst)| {
-        for (r, d) in dst.chunks_mut(m).enumerate() {
-            let o = task * ROWS_PER_TASK + r;
-            let wr = &ws[o * k..(o + 1) * k];
-            let b = bias.map_or(0.0, |b| b[o]);
-            for (i, v) in d.iter_mut().enumerate() {
-                *v = dot_bf16(wr, &xs[i * k..(i + 1) * k]) + b;
+    yt.par_chunks_mut(ROWS_PER_TASK * m)
+        .enumerate()
+        .for_each(|(task, dst)| {
+            for (r, d) in dst.chunks_mut(m).enumerate() {
+                let o = task * ROWS_PER_TASK + r;
+                let wr = &ws[o * k..(o + 1) * k];
+                let b = bias.map_or(0.0, |b| b[o]);
+                for (i, v) in d.iter_mut().enumerate() {
+                    *v = dot_bf16(wr, &xs[i * k..(i + 1) * k]) + b;
+                }
             }
-        }
-    });
+        });
     let mut y = vec![0f32; m * out];
     for (o, row) in yt.chunks(m).enumerate() {
         for (i, v) in row.iter().enumerate() {
@@ -117,7 +125,8 @@ fn dot_bf16(w: &[u16], x: &[f32]) -> f32 {
     {
         use std::sync::OnceLock;
         static FMA: OnceLock<bool> = OnceLock::new();
-        if *FMA.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+        if *FMA.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+        {
             // SAFETY: the CPU supports AVX2 and FMA (checked above).
             return unsafe { dot_bf16_fma(w, x) };
         }
@@ -182,7 +191,11 @@ fn to_candle(e: crate::Error) -> candle_core::Error {
 /// `candle_nn::linear_b` with this [`Linear`].
 pub fn linear_b(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
     let w = vb.get((out_dim, in_dim), "weight")?;
-    let b = if bias { Some(vb.get(out_dim, "bias")?) } else { None };
+    let b = if bias {
+        Some(vb.get(out_dim, "bias")?)
+    } else {
+        None
+    };
     Linear::new(w, b)
 }
 
@@ -199,17 +212,37 @@ mod tests {
     #[test]
     fn few_rows_and_matmul_paths_agree() {
         let d = Device::Cpu;
-        let w = Tensor::arange(0f32, 40.0 * 24.0, &d).unwrap().reshape((40, 24)).unwrap().sin().unwrap();
-        let b = Tensor::arange(0f32, 40.0, &d).unwrap().affine(0.01, 0.0).unwrap();
+        let w = Tensor::arange(0f32, 40.0 * 24.0, &d)
+            .unwrap()
+            .reshape((40, 24))
+            .unwrap()
+            .sin()
+            .unwrap();
+        let b = Tensor::arange(0f32, 40.0, &d)
+            .unwrap()
+            .affine(0.01, 0.0)
+            .unwrap();
         let lin = Linear::new(w.clone(), Some(b.clone())).unwrap();
         let plain = candle_nn::Linear::new(w, Some(b));
         for t in [1, 2, SMALL_ROWS, SMALL_ROWS + 3] {
-            let x = Tensor::arange(0f32, (t * 24) as f32, &d).unwrap().reshape((1, t, 24)).unwrap().cos().unwrap();
+            let x = Tensor::arange(0f32, (t * 24) as f32, &d)
+                .unwrap()
+                .reshape((1, t, 24))
+                .unwrap()
+                .cos()
+                .unwrap();
             assert!(lin.few_rows(&x).is_some() == (t <= SMALL_ROWS));
             let got = lin.forward(&x).unwrap();
             let want = plain.forward(&x).unwrap();
             assert_eq!(got.dims(), &[1, t, 40]);
-            let err = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let err = (got - want)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert!(err < 1e-5, "t {t}: {err}");
         }
         // bf16: the kernel against candle's bf16 matmul, both rounded to bf16 at the end.
@@ -217,18 +250,32 @@ mod tests {
         let lin16 = Linear::new(w16.clone(), None).unwrap();
         let plain16 = candle_nn::Linear::new(w16, None);
         for t in [1, 3] {
-            let x = Tensor::arange(0f32, (t * 24) as f32, &d).unwrap().reshape((1, t, 24)).unwrap().cos().unwrap();
+            let x = Tensor::arange(0f32, (t * 24) as f32, &d)
+                .unwrap()
+                .reshape((1, t, 24))
+                .unwrap()
+                .cos()
+                .unwrap();
             let x = x.to_dtype(DType::BF16).unwrap();
             assert!(lin16.few_rows(&x).is_some());
             let got = lin16.forward(&x).unwrap();
             assert_eq!(got.dtype(), DType::BF16);
             let want = plain16.forward(&x).unwrap();
-            let err = (got.to_dtype(DType::F32).unwrap() - want.to_dtype(DType::F32).unwrap()).unwrap();
-            let err = err.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let err =
+                (got.to_dtype(DType::F32).unwrap() - want.to_dtype(DType::F32).unwrap()).unwrap();
+            let err = err
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert!(err < 0.05, "t {t}: {err}"); // one bf16 ulp at |y| ≈ 5
         }
-        let (a, b): (Vec<u16>, Vec<f32>) =
-            (0..100).map(|i| (((i as f32).sin()).to_bits() >> 16) as u16).zip((0..100).map(|i| (i as f32 * 0.3).cos())).unzip();
+        let (a, b): (Vec<u16>, Vec<f32>) = (0..100)
+            .map(|i| (((i as f32).sin()).to_bits() >> 16) as u16)
+            .zip((0..100).map(|i| (i as f32 * 0.3).cos()))
+            .unzip();
         assert!((dot_bf16(&a, &b) - dot_bf16_portable(&a, &b)).abs() < 1e-4);
     }
 }

@@ -16,17 +16,37 @@ fn codec_decode_every_stage_matches_reference() {
     let codec = load_codec("tiny-custom-voice");
     let codes = frames(&fx["codes"]);
     let tr = codec.decode_traced(&codes).unwrap();
-    assert_close("quantizer_out", &tr.quantizer_out, &fx["quantizer_out"], TOL);
+    assert_close(
+        "quantizer_out",
+        &tr.quantizer_out,
+        &fx["quantizer_out"],
+        TOL,
+    );
     assert_close("pre_conv_out", &tr.pre_conv_out, &fx["pre_conv_out"], TOL);
-    assert_close("pre_transformer_out", &tr.pre_transformer_out, &fx["pre_transformer_out"], TOL);
+    assert_close(
+        "pre_transformer_out",
+        &tr.pre_transformer_out,
+        &fx["pre_transformer_out"],
+        TOL,
+    );
     assert_eq!(tr.upsample_out.len(), 2);
     for (i, u) in tr.upsample_out.iter().enumerate() {
-        assert_close(&format!("upsample{i}_out"), u, &fx[&format!("upsample{i}_out")], TOL);
+        assert_close(
+            &format!("upsample{i}_out"),
+            u,
+            &fx[&format!("upsample{i}_out")],
+            TOL,
+        );
     }
     // Vocoder stages 0..=5 are fixtures decoder_stage{i}_out; the last is the pre-clamp waveform.
     assert_eq!(tr.vocoder_out.len(), 7);
     for i in 0..6 {
-        assert_close(&format!("decoder_stage{i}_out"), &tr.vocoder_out[i], &fx[&format!("decoder_stage{i}_out")], TOL);
+        assert_close(
+            &format!("decoder_stage{i}_out"),
+            &tr.vocoder_out[i],
+            &fx[&format!("decoder_stage{i}_out")],
+            TOL,
+        );
     }
     assert_close("wav_preclamp", &tr.vocoder_out[6], &fx["wav_preclamp"], TOL);
     assert_close("wav (traced)", &tr.wav, &fx["wav"], TOL);
@@ -109,7 +129,10 @@ fn end_to_end_and_text_to_wav_codes_decode_to_reference_wavs() {
         let codes = frames(&fx["codes"]);
         let wav = codec.decode(&codes).unwrap();
         let err = max_abs_diff_slices(&wav, &to_vec(&fx["wav"]));
-        println!("{fixture_name}: {} frames, max abs err {err:.3e}", codes.len());
+        println!(
+            "{fixture_name}: {} frames, max abs err {err:.3e}",
+            codes.len()
+        );
         assert!(err <= TOL, "{fixture_name}: {err:e}");
     }
 }
@@ -126,11 +149,17 @@ fn codec_encode_gives_reference_codes() {
     assert_eq!(codes, want);
     // Any length: ceil(samples / 1920) frames; a prefix of whole frames keeps the causal codes.
     for (n, frames) in [(1920, 1), (24100, 13), (25000, 14), (3000, 2)] {
-        let c = codec.encode(&wav.iter().cycle().take(n).copied().collect::<Vec<_>>()).unwrap();
+        let c = codec
+            .encode(&wav.iter().cycle().take(n).copied().collect::<Vec<_>>())
+            .unwrap();
         assert_eq!(c.len(), frames, "{n} samples");
     }
     assert!(codec.encode(&[]).is_err());
-    assert_eq!(codec.encode(&wav[..19200]).unwrap(), want[..10].to_vec(), "the encoder is causal");
+    assert_eq!(
+        codec.encode(&wav[..19200]).unwrap(),
+        want[..10].to_vec(),
+        "the encoder is causal"
+    );
 }
 
 #[test]
@@ -141,16 +170,25 @@ fn missing_weights_error_names_the_file() {
     let err = Codec::load(&dir, &Device::Cpu).unwrap_err();
     let msg = err.to_string();
     println!("{msg}");
-    assert!(matches!(err, Error::File { ref path, .. } if path.ends_with("model.safetensors")), "{msg}");
+    assert!(
+        matches!(err, Error::File { ref path, .. } if path.ends_with("model.safetensors")),
+        "{msg}"
+    );
     assert!(msg.contains("model.safetensors"), "{msg}");
 
     std::fs::remove_file(dir.join("config.json")).unwrap();
     let err = Codec::load(&dir, &Device::Cpu).unwrap_err();
-    assert!(matches!(err, Error::File { ref path, .. } if path.ends_with("config.json")), "{err}");
+    assert!(
+        matches!(err, Error::File { ref path, .. } if path.ends_with("config.json")),
+        "{err}"
+    );
 
     std::fs::write(dir.join("config.json"), "{\"decoder_config\": 3}").unwrap();
     let err = Codec::load(&dir, &Device::Cpu).unwrap_err();
-    assert!(matches!(err, Error::Malformed { ref path, .. } if path.ends_with("config.json")), "{err}");
+    assert!(
+        matches!(err, Error::Malformed { ref path, .. } if path.ends_with("config.json")),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -160,14 +198,18 @@ fn weights_that_do_not_match_the_config_are_malformed() {
     let src = testdata().join("tiny-base/speech_tokenizer");
     // tiny-0b6-like's decoder has 4 layers and a wider head; its weights lack nothing the
     // 2-layer config needs, so widen the config instead: a missing layer must be reported.
-    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
     cfg["decoder_config"]["num_hidden_layers"] = 3.into();
     std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
     std::fs::copy(src.join("model.safetensors"), dir.join("model.safetensors")).unwrap();
     let err = Codec::load(&dir, &Device::Cpu).unwrap_err();
     let msg = err.to_string();
     println!("{msg}");
-    assert!(matches!(err, Error::Malformed { ref path, .. } if path.ends_with("model.safetensors")), "{msg}");
+    assert!(
+        matches!(err, Error::Malformed { ref path, .. } if path.ends_with("model.safetensors")),
+        "{msg}"
+    );
     assert!(msg.contains("layers.2"), "{msg}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -182,10 +224,17 @@ fn out_of_range_codes_are_rejected() {
     let msg = err.to_string();
     println!("{msg}");
     assert!(matches!(err, Error::InvalidRequest(_)));
-    assert!(msg.contains(&format!("{n}")) && msg.contains("frame 2") && msg.contains("group 5"), "{msg}");
+    assert!(
+        msg.contains(&format!("{n}")) && msg.contains("frame 2") && msg.contains("group 5"),
+        "{msg}"
+    );
     let mut st = codec.new_stream();
     assert!(codec.decode_chunk(&mut st, &codes).is_err());
-    assert_eq!(st.frames(), 0, "a rejected chunk must not advance the stream");
+    assert_eq!(
+        st.frames(),
+        0,
+        "a rejected chunk must not advance the stream"
+    );
     assert_eq!(codec.decode_chunk(&mut st, &[]).unwrap().len(), 0);
 }
 
@@ -247,7 +296,9 @@ fn pseudo_codes(n: usize, codebook: u32) -> Vec<[u32; NUM_QUANTIZERS]> {
     (0..n)
         .map(|_| {
             std::array::from_fn(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((s >> 33) % codebook as u64) as u32
             })
         })
@@ -270,7 +321,10 @@ fn timed(label: &str, frames: usize, f: impl FnOnce()) {
     f();
     let wall = t0.elapsed().as_secs_f64() * 1e3 / frames as f64;
     match (c0, cpu_ms()) {
-        (Some(a), Some(b)) => println!("{label}: {wall:.1} ms/frame wall, {:.1} ms/frame CPU ({frames} frames)", (b - a) / frames as f64),
+        (Some(a), Some(b)) => println!(
+            "{label}: {wall:.1} ms/frame wall, {:.1} ms/frame CPU ({frames} frames)",
+            (b - a) / frames as f64
+        ),
         _ => println!("{label}: {wall:.1} ms/frame wall ({frames} frames)"),
     }
 }
@@ -310,18 +364,30 @@ fn decoder_speed_figures() {
         tiny.decode(&codes).unwrap();
     });
     for chunk in [1, 4, 25] {
-        report(&format!("tiny-0b6-like streaming, chunks of {chunk}"), &time_stream(&tiny, &codes, chunk));
+        report(
+            &format!("tiny-0b6-like streaming, chunks of {chunk}"),
+            &time_stream(&tiny, &codes, chunk),
+        );
     }
     // Per-chunk cost must not grow with the stream's length (window-bounded KV cache).
     let long = pseudo_codes(2000, tiny.codebook_size() as u32);
-    report("tiny-0b6-like streaming 2000 frames, chunks of 4", &time_stream(&tiny, &long, 4));
+    report(
+        "tiny-0b6-like streaming 2000 frames, chunks of 4",
+        &time_stream(&tiny, &long, 4),
+    );
 
     let cfg = real_codec_config();
     let vb = q3tts_engine::codec::random::random_var_builder(7, &Device::Cpu);
     let t0 = std::time::Instant::now();
     let real = Codec::new(vb, &cfg).unwrap();
-    println!("real-size codec (random weights) built in {:.1} s", t0.elapsed().as_secs_f64());
-    let frames: usize = std::env::var("Q3TTS_BENCH_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    println!(
+        "real-size codec (random weights) built in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let frames: usize = std::env::var("Q3TTS_BENCH_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
     let codes = pseudo_codes(frames, 2048);
     timed("real-size one-shot", frames, || {
         let wav = real.decode(&codes).unwrap();
@@ -336,14 +402,23 @@ fn decoder_speed_figures() {
         }
     }
     assert!(real.has_encoder());
-    let wav: Vec<f32> = (0..5 * 24000).map(|i| 0.3 * ((i as f32) * 0.0137).sin()).collect();
+    let wav: Vec<f32> = (0..5 * 24000)
+        .map(|i| 0.3 * ((i as f32) * 0.0137).sin())
+        .collect();
     let t0 = std::time::Instant::now();
     let enc = real.encode(&wav).unwrap();
     assert_eq!(enc.len(), 63);
-    println!("real-size Mimi encode: {:.0} ms for 5 s of audio", t0.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "real-size Mimi encode: {:.0} ms for 5 s of audio",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
     if let Some(hwm) = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(str::to_owned))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(str::to_owned)
+        })
     {
         println!("process peak RSS ({hwm}), real-size codec weights included");
     }

@@ -15,39 +15,73 @@ pub fn testdata() -> PathBuf {
 }
 
 pub fn fixture(name: &str) -> HashMap<String, Tensor> {
-    let path = testdata().join("fixtures").join(format!("{name}.safetensors"));
-    candle_core::safetensors::load(&path, &Device::Cpu).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    let path = testdata()
+        .join("fixtures")
+        .join(format!("{name}.safetensors"));
+    candle_core::safetensors::load(&path, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 pub fn fixture_meta(name: &str) -> serde_json::Value {
-    let path = testdata().join("fixtures").join(format!("{name}.safetensors"));
+    let path = testdata()
+        .join("fixtures")
+        .join(format!("{name}.safetensors"));
     let bytes = std::fs::read(&path).unwrap();
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let json = meta.metadata().as_ref().and_then(|m| m.get("json")).expect("fixture metadata 'json'");
+    let json = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("json"))
+        .expect("fixture metadata 'json'");
     serde_json::from_str(json).unwrap()
 }
 
 pub fn load_codec(model: &str) -> Codec {
-    Codec::load(&testdata().join(model).join("speech_tokenizer"), &Device::Cpu).unwrap()
+    Codec::load(
+        &testdata().join(model).join("speech_tokenizer"),
+        &Device::Cpu,
+    )
+    .unwrap()
 }
 
 /// `[1, 16, T]` (decoder layout) or `[T, 16]` i64 codes → frames.
 pub fn frames(codes: &Tensor) -> Vec<[u32; NUM_QUANTIZERS]> {
-    let c = if codes.rank() == 3 { codes.squeeze(0).unwrap().t().unwrap() } else { codes.clone() };
+    let c = if codes.rank() == 3 {
+        codes.squeeze(0).unwrap().t().unwrap()
+    } else {
+        codes.clone()
+    };
     let rows = c.to_dtype(DType::I64).unwrap().to_vec2::<i64>().unwrap();
-    rows.iter().map(|r| std::array::from_fn(|g| u32::try_from(r[g]).unwrap())).collect()
+    rows.iter()
+        .map(|r| std::array::from_fn(|g| u32::try_from(r[g]).unwrap()))
+        .collect()
 }
 
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims(), "shape mismatch");
-    let a = a.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let b = b.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let a = a
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let b = b
+        .to_dtype(DType::F32)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     max_abs_diff_slices(&a, &b)
 }
 
 pub fn max_abs_diff_slices(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Asserts `got` matches `want` within `tol` and prints the measured error.
@@ -64,7 +98,11 @@ pub fn to_vec(t: &Tensor) -> Vec<f32> {
 
 /// A fresh empty directory under the system temp dir.
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("q3tts-{tag}-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let d = std::env::temp_dir().join(format!(
+        "q3tts-{tag}-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d

@@ -154,7 +154,10 @@ fn malformed_files_are_named() {
     let s = Scratch::of("tiny-base");
     s.edit("config.json", "\"enc_dim\": 64", "\"enc_dim\": 32");
     let msg = load_err(&s);
-    assert!(msg.contains("config.json") && msg.contains("enc_dim"), "{msg}");
+    assert!(
+        msg.contains("config.json") && msg.contains("enc_dim"),
+        "{msg}"
+    );
 
     let s = Scratch::of("tiny-0b6-like");
     std::fs::write(s.path("model.safetensors.index.json"), "[1, 2").unwrap();

@@ -9,9 +9,12 @@ use crate::codec_util::*;
 
 fn load_tiny_base_encoder() -> SpeakerEncoder {
     let dir = testdata().join("tiny-base");
-    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    let scfg: SpeakerEncoderConfig = serde_json::from_value(cfg["speaker_encoder_config"].clone()).unwrap();
-    let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let scfg: SpeakerEncoderConfig =
+        serde_json::from_value(cfg["speaker_encoder_config"].clone()).unwrap();
+    let tensors =
+        candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
     let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
     SpeakerEncoder::load(vb.pp("speaker_encoder"), &scfg).unwrap()
 }
@@ -22,7 +25,12 @@ fn mel_front_end_matches_reference() {
     let wav = to_vec(&fx["wav"]);
     let mel = mel_spectrogram(&wav, &Device::Cpu).unwrap();
     assert_eq!(mel.dims(), &[93, 128]);
-    assert_close("speaker mel [93, 128]", &mel.unsqueeze(0).unwrap(), &fx["mel"], 1e-4);
+    assert_close(
+        "speaker mel [93, 128]",
+        &mel.unsqueeze(0).unwrap(),
+        &fx["mel"],
+        1e-4,
+    );
 }
 
 #[test]
@@ -35,7 +43,12 @@ fn x_vector_matches_reference() {
     assert_close("x-vector [64]", &emb, &fx["embedding"], 1e-4);
     // From the fixture's own mel too, isolating the ECAPA from the front end.
     let emb = enc.embed_mel(&fx["mel"].squeeze(0).unwrap()).unwrap();
-    assert_close("x-vector from the reference mel", &emb, &fx["embedding"], 1e-4);
+    assert_close(
+        "x-vector from the reference mel",
+        &emb,
+        &fx["embedding"],
+        1e-4,
+    );
 }
 
 #[test]
@@ -50,13 +63,20 @@ fn too_short_or_bad_audio_is_an_error() {
     assert!(err.contains("too short"), "{err}");
     let mut wav = vec![0.1f32; 24000];
     wav[7] = f32::NAN;
-    assert!(enc.embed(&wav).unwrap_err().to_string().contains("sample 7"));
+    assert!(enc
+        .embed(&wav)
+        .unwrap_err()
+        .to_string()
+        .contains("sample 7"));
 }
 
 #[test]
 fn bad_speaker_config_is_rejected() {
     let mut cfg: SpeakerEncoderConfig = serde_json::from_str("{}").unwrap();
-    assert!(cfg.validate().is_ok(), "the defaults are the real 0.6B-Base encoder");
+    assert!(
+        cfg.validate().is_ok(),
+        "the defaults are the real 0.6B-Base encoder"
+    );
     cfg.enc_channels[4] = 1000;
     assert!(cfg.validate().unwrap_err().contains("1536"));
 }
@@ -69,7 +89,9 @@ fn speaker_speed_figures() {
     let cfg: SpeakerEncoderConfig = serde_json::from_str(r#"{"enc_dim": 1024}"#).unwrap();
     let vb = q3tts_engine::codec::random::random_var_builder(3, &Device::Cpu);
     let enc = SpeakerEncoder::load(vb.pp("speaker_encoder"), &cfg).unwrap();
-    let wav: Vec<f32> = (0..10 * 24000).map(|i| 0.3 * ((i as f32) * 0.021).sin()).collect();
+    let wav: Vec<f32> = (0..10 * 24000)
+        .map(|i| 0.3 * ((i as f32) * 0.021).sin())
+        .collect();
     let t0 = std::time::Instant::now();
     let mel = mel_spectrogram(&wav, &Device::Cpu).unwrap();
     let t_mel = t0.elapsed().as_secs_f64() * 1e3;

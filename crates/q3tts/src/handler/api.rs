@@ -111,20 +111,35 @@ pub fn register(engine: &mut Engine, ctx: Rc<Ctx>) {
 fn register_model(engine: &mut Engine, ctx: Rc<Ctx>) {
     engine
         .register_type_with_name::<ScriptModel>("Model")
-        .register_get("sample_rate", |m: &mut ScriptModel| m.model.info().sample_rate as i64)
-        .register_get("variant", |m: &mut ScriptModel| m.model.info().variant.as_str().to_string())
+        .register_get("sample_rate", |m: &mut ScriptModel| {
+            m.model.info().sample_rate as i64
+        })
+        .register_get("variant", |m: &mut ScriptModel| {
+            m.model.info().variant.as_str().to_string()
+        })
         .register_get("size", |m: &mut ScriptModel| m.model.info().size.clone())
         .register_get("dtype", |m: &mut ScriptModel| m.model.info().dtype.clone())
-        .register_get("path", |m: &mut ScriptModel| m.model.info().path.display().to_string())
-        .register_get("speakers", |m: &mut ScriptModel| strings(&m.model.info().speakers))
-        .register_get("languages", |m: &mut ScriptModel| strings(&m.model.info().languages))
+        .register_get("path", |m: &mut ScriptModel| {
+            m.model.info().path.display().to_string()
+        })
+        .register_get("speakers", |m: &mut ScriptModel| {
+            strings(&m.model.info().speakers)
+        })
+        .register_get("languages", |m: &mut ScriptModel| {
+            strings(&m.model.info().languages)
+        })
         .register_get("default_speaker", |m: &mut ScriptModel| {
-            m.model.info().default_speaker.clone().map_or(Dynamic::UNIT, Dynamic::from)
+            m.model
+                .info()
+                .default_speaker
+                .clone()
+                .map_or(Dynamic::UNIT, Dynamic::from)
         });
     let c = ctx.clone();
-    engine.register_fn("generate", move |m: &mut ScriptModel, text: &str, opts: Map| {
-        generate(&c, m, text, &opts)
-    });
+    engine.register_fn(
+        "generate",
+        move |m: &mut ScriptModel, text: &str, opts: Map| generate(&c, m, text, &opts),
+    );
     let c = ctx;
     engine.register_fn("generate", move |m: &mut ScriptModel, text: &str| {
         generate(&c, m, text, &Map::new())
@@ -135,11 +150,18 @@ fn register_model(engine: &mut Engine, ctx: Rc<Ctx>) {
         .register_get("seed", |s: &mut ScriptSession| s.0.borrow().seed as i64)
         .register_get("chunks", |s: &mut ScriptSession| s.0.borrow().chunks)
         .register_get("notes", |s: &mut ScriptSession| {
-            s.0.borrow().notes.iter().map(|n| Dynamic::from(n.clone())).collect::<Array>()
+            s.0.borrow()
+                .notes
+                .iter()
+                .map(|n| Dynamic::from(n.clone()))
+                .collect::<Array>()
         })
         .register_get("samples", |s: &mut ScriptSession| s.0.borrow().samples)
         .register_get("frames", |s: &mut ScriptSession| {
-            s.0.borrow().session.as_ref().map_or(-1, |s| s.stats().frames as i64)
+            s.0.borrow()
+                .session
+                .as_ref()
+                .map_or(-1, |s| s.stats().frames as i64)
         });
 }
 
@@ -150,7 +172,10 @@ fn strings(v: &[String]) -> Array {
 fn generate(ctx: &Rc<Ctx>, m: &ScriptModel, text: &str, opts: &Map) -> RhaiResult<ScriptSession> {
     let _native = ctx.native_call();
     if text.len() > MAX_TEXT_BYTES {
-        return err(format!("generate: text of {} bytes is over the 1 MiB limit", text.len()));
+        return err(format!(
+            "generate: text of {} bytes is over the 1 MiB limit",
+            text.len()
+        ));
     }
     let base = ctx.base_dir.borrow().clone();
     let mut req = synthesis_request(text, opts, &base).map_err(|e| format!("generate: {e}"))?;
@@ -158,7 +183,10 @@ fn generate(ctx: &Rc<Ctx>, m: &ScriptModel, text: &str, opts: &Map) -> RhaiResul
     // `--seed` can carry, so the seed a reply reports always reproduces the audio.
     req.sampling.seed.get_or_insert_with(fresh_seed);
     let cancel = ctx.cancel.borrow().clone();
-    let session = m.model.synthesize(&req, cancel).map_err(|e| e.to_string())?;
+    let session = m
+        .model
+        .synthesize(&req, cancel)
+        .map_err(|e| e.to_string())?;
     let seed = session.seed();
     let notes = session.notes().to_vec();
     Ok(ScriptSession(Rc::new(RefCell::new(SessionState {
@@ -175,13 +203,29 @@ fn generate(ctx: &Rc<Ctx>, m: &ScriptModel, text: &str, opts: &Map) -> RhaiResul
 fn fresh_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     h.finish() & (i64::MAX as u64)
 }
 
 const GENERATE_KEYS: &[&str] = &[
-    "language", "speaker", "instruct", "ref_audio", "ref_text", "seed", "temperature", "top_k",
-    "top_p", "repetition_penalty", "greedy", "max_new_tokens", "chunk_frames", "suppress_eos",
+    "language",
+    "speaker",
+    "instruct",
+    "ref_audio",
+    "ref_text",
+    "seed",
+    "temperature",
+    "top_k",
+    "top_p",
+    "repetition_penalty",
+    "greedy",
+    "max_new_tokens",
+    "chunk_frames",
+    "suppress_eos",
     "non_streaming_mode",
 ];
 
@@ -229,20 +273,32 @@ pub fn synthesis_request(text: &str, opts: &Map, base: &Path) -> Result<Synthesi
 fn load_ref_audio(path: &Path) -> Result<RefAudio, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("ref_audio {}: {e}", path.display()))?;
     if meta.len() > MAX_REF_AUDIO_BYTES {
-        return Err(format!("ref_audio {}: file is over 256 MiB", path.display()));
+        return Err(format!(
+            "ref_audio {}: file is over 256 MiB",
+            path.display()
+        ));
     }
     let samples = q3tts_audio::load_mono_24k(path).map_err(|e| format!("ref_audio: {e}"))?;
-    Ok(RefAudio { samples, sample_rate: q3tts_engine::SAMPLE_RATE })
+    Ok(RefAudio {
+        samples,
+        sample_rate: q3tts_engine::SAMPLE_RATE,
+    })
 }
 
 fn string_opt(k: &str, v: &Dynamic) -> Result<String, String> {
-    v.clone().into_string().map_err(|t| format!("option {k:?} must be a string, got {t}"))
+    v.clone()
+        .into_string()
+        .map_err(|t| format!("option {k:?} must be a string, got {t}"))
 }
 
 fn int_opt(k: &str, v: &Dynamic, lo: i64, hi: i64) -> Result<i64, String> {
-    let n = v.as_int().map_err(|t| format!("option {k:?} must be an integer, got {t}"))?;
+    let n = v
+        .as_int()
+        .map_err(|t| format!("option {k:?} must be an integer, got {t}"))?;
     if n < lo || n > hi {
-        return Err(format!("option {k:?} must be between {lo} and {hi}, got {n}"));
+        return Err(format!(
+            "option {k:?} must be between {lo} and {hi}, got {n}"
+        ));
     }
     Ok(n)
 }
@@ -253,13 +309,16 @@ fn float_opt(k: &str, v: &Dynamic, lo: f64, hi: f64) -> Result<f64, String> {
         .or_else(|_| v.as_int().map(|i| i as f64))
         .map_err(|t| format!("option {k:?} must be a number, got {t}"))?;
     if !(lo..=hi).contains(&x) {
-        return Err(format!("option {k:?} must be between {lo} and {hi}, got {x}"));
+        return Err(format!(
+            "option {k:?} must be between {lo} and {hi}, got {x}"
+        ));
     }
     Ok(x)
 }
 
 fn bool_opt(k: &str, v: &Dynamic) -> Result<bool, String> {
-    v.as_bool().map_err(|t| format!("option {k:?} must be a boolean, got {t}"))
+    v.as_bool()
+        .map_err(|t| format!("option {k:?} must be a boolean, got {t}"))
 }
 
 /// Resolve a script-given path against the handler's directory.
@@ -291,13 +350,17 @@ fn register_outputs(engine: &mut Engine, ctx: Rc<Ctx>) {
         .register_type_with_name::<ScriptOutput>("Output")
         .register_get("name", |o: &mut ScriptOutput| o.0.borrow().name.clone());
     let c = ctx.clone();
-    engine.register_fn("open_output", move |target: Dynamic| open_output(&c, target, Dynamic::UNIT));
+    engine.register_fn("open_output", move |target: Dynamic| {
+        open_output(&c, target, Dynamic::UNIT)
+    });
     let c = ctx.clone();
     engine.register_fn("open_output", move |target: Dynamic, format: Dynamic| {
         open_output(&c, target, format)
     });
     let c = ctx.clone();
-    engine.register_fn("write", move |o: &mut ScriptOutput, a: AudioChunk| write(&c, &o.0, &a));
+    engine.register_fn("write", move |o: &mut ScriptOutput, a: AudioChunk| {
+        write(&c, &o.0, &a)
+    });
     let c = ctx.clone();
     engine.register_fn("finish", move |o: &mut ScriptOutput| finish(&c, &o.0));
     let c = ctx.clone();
@@ -306,7 +369,9 @@ fn register_outputs(engine: &mut Engine, ctx: Rc<Ctx>) {
         write(&c, &sink, &a)
     });
     let c = ctx.clone();
-    engine.register_fn("save", move |a: AudioChunk, path: &str| save(&c, &a, path, Dynamic::UNIT));
+    engine.register_fn("save", move |a: AudioChunk, path: &str| {
+        save(&c, &a, path, Dynamic::UNIT)
+    });
     let c = ctx;
     engine.register_fn("save", move |a: AudioChunk, path: &str, format: Dynamic| {
         save(&c, &a, path, format)
@@ -324,7 +389,9 @@ fn parse_format(format: &Dynamic) -> RhaiResult<Option<Format>> {
     if name.is_empty() {
         return Ok(None);
     }
-    Format::from_name(&name).map(Some).map_err(|e| e.to_string().into())
+    Format::from_name(&name)
+        .map(Some)
+        .map_err(|e| e.to_string().into())
 }
 
 fn open_output(ctx: &Rc<Ctx>, target: Dynamic, format: Dynamic) -> RhaiResult<ScriptOutput> {
@@ -334,7 +401,9 @@ fn open_output(ctx: &Rc<Ctx>, target: Dynamic, format: Dynamic) -> RhaiResult<Sc
     let target = if target.is_unit() {
         String::new()
     } else {
-        target.into_string().map_err(|t| format!("open_output: target must be a string, got {t}"))?
+        target
+            .into_string()
+            .map_err(|t| format!("open_output: target must be a string, got {t}"))?
     };
     let mut host = ctx.host.borrow_mut();
     let host = host.as_mut().ok_or("open_output: no request in progress")?;
@@ -352,7 +421,11 @@ fn open_output(ctx: &Rc<Ctx>, target: Dynamic, format: Dynamic) -> RhaiResult<Sc
             (sink, p.display().to_string())
         }
     };
-    let shared = Rc::new(RefCell::new(OpenSink { sink: Some(sink), name, summary: None }));
+    let shared = Rc::new(RefCell::new(OpenSink {
+        sink: Some(sink),
+        name,
+        summary: None,
+    }));
     ctx.sinks.borrow_mut().push(shared.clone());
     Ok(ScriptOutput(shared))
 }
@@ -383,7 +456,9 @@ fn write(ctx: &Rc<Ctx>, sink: &SharedSink, a: &AudioChunk) -> RhaiResult<()> {
     let Some(out) = s.sink.as_mut() else {
         return err(format!("write: output {name} is already finished"));
     };
-    let written = out.write(a.samples()).map_err(|e| format!("{name}: {e}").into());
+    let written = out
+        .write(a.samples())
+        .map_err(|e| format!("{name}: {e}").into());
     super::progress::audio_frame();
     written
 }
@@ -398,7 +473,11 @@ fn finish(ctx: &Rc<Ctx>, sink: &SharedSink) -> RhaiResult<Map> {
     let sum = s.summary.clone().unwrap_or_default();
     let mut m = Map::new();
     m.insert("samples".into(), (sum.samples as i64).into());
-    let secs = if sum.sample_rate > 0 { sum.samples as f64 / sum.sample_rate as f64 } else { 0.0 };
+    let secs = if sum.sample_rate > 0 {
+        sum.samples as f64 / sum.sample_rate as f64
+    } else {
+        0.0
+    };
     m.insert("seconds".into(), secs.into());
     m.insert("output".into(), s.name.clone().into());
     Ok(m)
@@ -440,13 +519,21 @@ fn register_helpers(engine: &mut Engine, ctx: Rc<Ctx>) {
         silence(seconds as f64)
     });
     let c = ctx;
-    engine.register_fn("split_sentences", move |t: &str, max_chars: i64| -> RhaiResult<Array> {
-        let _native = c.native_call();
-        if !(1..=100_000).contains(&max_chars) {
-            return err(format!("split_sentences: max_chars must be 1..=100000, got {max_chars}"));
-        }
-        Ok(text::split_sentences(t, max_chars as usize).into_iter().map(Dynamic::from).collect())
-    });
+    engine.register_fn(
+        "split_sentences",
+        move |t: &str, max_chars: i64| -> RhaiResult<Array> {
+            let _native = c.native_call();
+            if !(1..=100_000).contains(&max_chars) {
+                return err(format!(
+                    "split_sentences: max_chars must be 1..=100000, got {max_chars}"
+                ));
+            }
+            Ok(text::split_sentences(t, max_chars as usize)
+                .into_iter()
+                .map(Dynamic::from)
+                .collect())
+        },
+    );
     engine.register_fn("debug_panic", |msg: &str| -> () {
         panic!("debug_panic called by the handler: {msg}");
     });
@@ -458,16 +545,24 @@ fn concat(parts: &Array) -> RhaiResult<AudioChunk> {
     let mut chunks = Vec::with_capacity(parts.len());
     for (i, p) in parts.iter().enumerate() {
         let Some(a) = p.clone().try_cast::<AudioChunk>() else {
-            return err(format!("concat: element {i} is a {}, not Audio", p.type_name()));
+            return err(format!(
+                "concat: element {i} is a {}, not Audio",
+                p.type_name()
+            ));
         };
         if a.sample_rate() != rate {
-            return err(format!("concat: element {i} is at {} Hz, not {rate}", a.sample_rate()));
+            return err(format!(
+                "concat: element {i} is at {} Hz, not {rate}",
+                a.sample_rate()
+            ));
         }
         total += a.len();
         chunks.push(a);
     }
     if total as f64 > MAX_BUFFER_SECONDS * rate as f64 {
-        return err(format!("concat: result of {total} samples is over the 30 minute limit"));
+        return err(format!(
+            "concat: result of {total} samples is over the 30 minute limit"
+        ));
     }
     let mut out = Vec::with_capacity(total);
     for c in &chunks {
@@ -478,7 +573,9 @@ fn concat(parts: &Array) -> RhaiResult<AudioChunk> {
 
 fn gain(a: &AudioChunk, factor: f64) -> RhaiResult<AudioChunk> {
     if !factor.is_finite() || factor.abs() > 1000.0 {
-        return err(format!("gain: factor must be a finite number within ±1000, got {factor}"));
+        return err(format!(
+            "gain: factor must be a finite number within ±1000, got {factor}"
+        ));
     }
     let f = factor as f32;
     let out: Vec<f32> = a.samples().iter().map(|s| s * f).collect();
@@ -487,7 +584,9 @@ fn gain(a: &AudioChunk, factor: f64) -> RhaiResult<AudioChunk> {
 
 fn silence(seconds: f64) -> RhaiResult<AudioChunk> {
     if !seconds.is_finite() || !(0.0..=MAX_SILENCE_SECONDS).contains(&seconds) {
-        return err(format!("silence: seconds must be between 0 and 600, got {seconds}"));
+        return err(format!(
+            "silence: seconds must be between 0 and 600, got {seconds}"
+        ));
     }
     let rate = q3tts_engine::SAMPLE_RATE;
     let n = (seconds * rate as f64).round() as usize;
@@ -548,10 +647,14 @@ mod tests {
         assert_eq!(r.sampling.temperature, Some(1.0));
         assert_eq!(r.language, "auto");
         m.insert("speeed".into(), Dynamic::from(1_i64));
-        assert!(synthesis_request("hi", &m, base).unwrap_err().contains("unknown option"));
+        assert!(synthesis_request("hi", &m, base)
+            .unwrap_err()
+            .contains("unknown option"));
         let mut m = Map::new();
         m.insert("max_new_tokens".into(), Dynamic::from(-3_i64));
-        assert!(synthesis_request("hi", &m, base).unwrap_err().contains("between"));
+        assert!(synthesis_request("hi", &m, base)
+            .unwrap_err()
+            .contains("between"));
     }
 
     #[test]

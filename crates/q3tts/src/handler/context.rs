@@ -16,7 +16,8 @@ pub trait Host {
     /// The speakers (the daemon keeps one device open across requests).
     fn speakers(&mut self, sample_rate: u32) -> Result<Box<dyn Sink>, String>;
     /// `"-"`: audio back to the client (daemon) or standard output (in-process).
-    fn stream(&mut self, sample_rate: u32, format: Option<Format>) -> Result<Box<dyn Sink>, String>;
+    fn stream(&mut self, sample_rate: u32, format: Option<Format>)
+        -> Result<Box<dyn Sink>, String>;
 }
 
 /// Limits on script work (not on native work such as synthesis).
@@ -121,7 +122,10 @@ impl Ctx {
 
     /// Script time used so far (wall clock minus native calls).
     pub fn script_time(&self) -> Duration {
-        self.started.get().elapsed().saturating_sub(self.native.get())
+        self.started
+            .get()
+            .elapsed()
+            .saturating_sub(self.native.get())
     }
 
     pub fn is_cancelled(&self) -> bool {
@@ -145,7 +149,11 @@ impl Ctx {
 
     /// Mark a native call: its time is not script time and its allocations are not counted.
     pub fn native_call(&self) -> NativeGuard<'_> {
-        NativeGuard { ctx: self, start: Instant::now(), was_counting: memory::pause() }
+        NativeGuard {
+            ctx: self,
+            start: Instant::now(),
+            was_counting: memory::pause(),
+        }
     }
 }
 
@@ -158,7 +166,9 @@ pub struct NativeGuard<'a> {
 
 impl Drop for NativeGuard<'_> {
     fn drop(&mut self) {
-        self.ctx.native.set(self.ctx.native.get() + self.start.elapsed());
+        self.ctx
+            .native
+            .set(self.ctx.native.get() + self.start.elapsed());
         if self.was_counting {
             memory::resume();
         }

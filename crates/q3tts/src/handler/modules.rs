@@ -90,12 +90,20 @@ fn meta(path: &Path) -> Option<Meta> {
 
 fn is_recent(m: &Meta) -> bool {
     let mtime = SystemTime::UNIX_EPOCH
-        + Duration::new(m.mtime.0.max(0) as u64, m.mtime.1.clamp(0, 999_999_999) as u32);
+        + Duration::new(
+            m.mtime.0.max(0) as u64,
+            m.mtime.1.clamp(0, 999_999_999) as u32,
+        );
     let ctime = SystemTime::UNIX_EPOCH
-        + Duration::new(m.ctime.0.max(0) as u64, m.ctime.1.clamp(0, 999_999_999) as u32);
+        + Duration::new(
+            m.ctime.0.max(0) as u64,
+            m.ctime.1.clamp(0, 999_999_999) as u32,
+        );
     let newest = mtime.max(ctime);
     // A timestamp in the future is treated as recent too.
-    SystemTime::now().duration_since(newest).map_or(true, |age| age < RECENT)
+    SystemTime::now()
+        .duration_since(newest)
+        .map_or(true, |age| age < RECENT)
 }
 
 fn hash_file(path: &Path) -> Option<u64> {
@@ -122,18 +130,29 @@ impl Deps {
     pub fn record(&self, name: &str, path: &Path, stamp: Stamp) {
         let mut v = self.0.borrow_mut();
         if !v.iter().any(|d| d.path == path) {
-            v.push(Dep { name: name.to_string(), path: path.to_path_buf(), stamp });
+            v.push(Dep {
+                name: name.to_string(),
+                path: path.to_path_buf(),
+                stamp,
+            });
         }
     }
 
     /// True when every recorded file is as it was.
     pub fn unchanged(&self) -> bool {
-        self.0.borrow_mut().iter_mut().all(|d| d.stamp.unchanged(&d.path))
+        self.0
+            .borrow_mut()
+            .iter_mut()
+            .all(|d| d.stamp.unchanged(&d.path))
     }
 
     /// The file a module name was resolved to, for error messages.
     pub fn path_of(&self, name: &str) -> Option<PathBuf> {
-        self.0.borrow().iter().find(|d| d.name == name).map(|d| d.path.clone())
+        self.0
+            .borrow()
+            .iter()
+            .find(|d| d.name == name)
+            .map(|d| d.path.clone())
     }
 
     pub fn paths(&self) -> Vec<PathBuf> {
@@ -159,7 +178,11 @@ pub struct TrackingResolver {
 
 impl TrackingResolver {
     pub fn new(base_dir: PathBuf, deps: Deps) -> Self {
-        Self { base_dir, deps, cache: RefCell::new(HashMap::new()) }
+        Self {
+            base_dir,
+            deps,
+            cache: RefCell::new(HashMap::new()),
+        }
     }
 }
 
@@ -194,7 +217,11 @@ impl ModuleResolver for TrackingResolver {
             })
         })?;
         let mut ast = engine.compile(&text).map_err(|e| {
-            Box::new(EvalAltResult::ErrorInModule(name.to_string(), e.into(), pos))
+            Box::new(EvalAltResult::ErrorInModule(
+                name.to_string(),
+                e.into(),
+                pos,
+            ))
         })?;
         ast.set_source(path.to_string_lossy().as_ref());
         let module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
@@ -220,16 +247,34 @@ mod tests {
         // Same size, and force the same mtime as before.
         let before = fs::metadata(&p).unwrap().modified().unwrap();
         fs::write(&p, "bbbb").unwrap();
-        fs::File::options().write(true).open(&p).unwrap().set_modified(before).unwrap();
-        assert!(!s.unchanged(&p), "same-size edit with the same mtime must be seen");
+        fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(before)
+            .unwrap();
+        assert!(
+            !s.unchanged(&p),
+            "same-size edit with the same mtime must be seen"
+        );
         // Atomic rename keeping an old mtime.
         let old = SystemTime::now() - Duration::from_secs(3600);
-        fs::File::options().write(true).open(&p).unwrap().set_modified(old).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         let mut s = Stamp::take(&p);
         assert!(s.unchanged(&p));
         let tmp = dir.path().join("h.tmp");
         fs::write(&tmp, "cccc").unwrap();
-        fs::File::options().write(true).open(&tmp).unwrap().set_modified(old).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&tmp)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         fs::rename(&tmp, &p).unwrap();
         assert!(!s.unchanged(&p), "rename over the file must be seen");
         // Deleting and re-creating.
@@ -251,8 +296,14 @@ mod tests {
         let earlier = Stamp::take(&p);
         assert!(earlier.hash.is_some(), "a file written just now is hashed");
         fs::write(&p, "let v = 2;").unwrap();
-        let mut s = Stamp { meta: meta(&p), hash: earlier.hash };
-        assert!(!s.unchanged(&p), "same metadata, different content must count as a change");
+        let mut s = Stamp {
+            meta: meta(&p),
+            hash: earlier.hash,
+        };
+        assert!(
+            !s.unchanged(&p),
+            "same metadata, different content must count as a change"
+        );
         let mut same = Stamp::take(&p);
         assert!(same.unchanged(&p));
     }
@@ -263,7 +314,12 @@ mod tests {
         let p = dir.path().join("old.rhai");
         fs::write(&p, "x").unwrap();
         let old = SystemTime::now() - Duration::from_secs(3600);
-        fs::File::options().write(true).open(&p).unwrap().set_modified(old).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         // ctime is "now" after set_modified, so the first stamp is hashed; it settles later.
         let s = Stamp::take(&p);
         assert_eq!(s.meta.as_ref().map(|m| m.size), Some(1));

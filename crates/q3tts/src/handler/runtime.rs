@@ -50,7 +50,10 @@ impl std::fmt::Display for HandlerError {
 }
 
 fn herr(kind: ErrorKind, message: impl Into<String>) -> HandlerError {
-    HandlerError { kind, message: message.into() }
+    HandlerError {
+        kind,
+        message: message.into(),
+    }
 }
 
 /// What a successful request returned, and whether the handler was recompiled for it.
@@ -85,7 +88,15 @@ impl Runtime {
     pub fn new(path: PathBuf, limits: Limits) -> Runtime {
         let ctx = Ctx::new(limits);
         let engine = new_engine(ctx.clone());
-        Runtime { engine, ctx, path, compiled: None, last_reload: None, using_builtin: false, had_file: false }
+        Runtime {
+            engine,
+            ctx,
+            path,
+            compiled: None,
+            last_reload: None,
+            using_builtin: false,
+            had_file: false,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -98,10 +109,10 @@ impl Runtime {
     }
 
     fn dir(&self) -> PathBuf {
-        self.path.parent().filter(|d| !d.as_os_str().is_empty()).map_or_else(
-            || PathBuf::from("."),
-            Path::to_path_buf,
-        )
+        self.path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     }
 
     /// Recompile if the handler or any imported module changed. Returns whether it did.
@@ -128,14 +139,21 @@ impl Runtime {
         }
         let (source, name) = if exists {
             let text = std::fs::read_to_string(&self.path).map_err(|e| {
-                herr(ErrorKind::Syntax, format!("cannot read {}: {e}", self.path.display()))
+                herr(
+                    ErrorKind::Syntax,
+                    format!("cannot read {}: {e}", self.path.display()),
+                )
             })?;
             (text, self.path.display().to_string())
         } else {
-            (DEFAULT_HANDLER.to_string(), "<built-in default handler>".to_string())
+            (
+                DEFAULT_HANDLER.to_string(),
+                "<built-in default handler>".to_string(),
+            )
         };
         self.using_builtin = !exists;
-        self.engine.set_module_resolver(TrackingResolver::new(self.dir(), deps.clone()));
+        self.engine
+            .set_module_resolver(TrackingResolver::new(self.dir(), deps.clone()));
         let ast = match self.engine.compile(&source) {
             Ok(ast) => ast,
             Err(e) if exists && written_just_now(&self.path) => {
@@ -155,7 +173,8 @@ impl Runtime {
         deps2.record("", &self.path, Stamp::take(&self.path));
         let _ = deps;
         let text = std::fs::read_to_string(&self.path).unwrap_or_default();
-        self.engine.set_module_resolver(TrackingResolver::new(self.dir(), deps2.clone()));
+        self.engine
+            .set_module_resolver(TrackingResolver::new(self.dir(), deps2.clone()));
         match self.engine.compile(&text) {
             Ok(ast) => {
                 self.install(ast, deps2, &name);
@@ -181,11 +200,21 @@ impl Runtime {
     pub fn check(&mut self) -> Result<Vec<PathBuf>, HandlerError> {
         self.compiled = None;
         self.refresh()?;
-        let c = self.compiled.as_ref().expect("refresh installs a compiled handler");
-        if !c.ast.iter_functions().any(|f| f.name == "handle" && f.params.len() == 2) {
+        let c = self
+            .compiled
+            .as_ref()
+            .expect("refresh installs a compiled handler");
+        if !c
+            .ast
+            .iter_functions()
+            .any(|f| f.name == "handle" && f.params.len() == 2)
+        {
             return Err(herr(
                 ErrorKind::Runtime,
-                format!("{}: no `fn handle(model, request)` found", c.ast.source().unwrap_or("")),
+                format!(
+                    "{}: no `fn handle(model, request)` found",
+                    c.ast.source().unwrap_or("")
+                ),
             ));
         }
         // Evaluating the top level resolves every import (and runs only top-level code).
@@ -212,12 +241,17 @@ impl Runtime {
         host: Box<dyn Host>,
     ) -> Result<Outcome, HandlerError> {
         let reloaded = self.refresh()?;
-        let c = self.compiled.as_ref().expect("refresh installs a compiled handler");
+        let c = self
+            .compiled
+            .as_ref()
+            .expect("refresh installs a compiled handler");
         let ast = c.ast.clone();
         let deps = c.deps.clone();
         *self.ctx.base_dir.borrow_mut() = self.dir();
         self.ctx.begin(cancel, host);
-        let model = model.map_or(Dynamic::UNIT, |m| Dynamic::from(ScriptModel { model: m.clone() }));
+        let model = model.map_or(Dynamic::UNIT, |m| {
+            Dynamic::from(ScriptModel { model: m.clone() })
+        });
         let args = (model, api::to_dynamic(&request));
         memory::start();
         let result = catch_unwind(AssertUnwindSafe(|| {
@@ -257,7 +291,10 @@ impl Runtime {
             _ => {
                 return Err(herr(
                     ErrorKind::Runtime,
-                    format!("handle() must return a map, it returned a {}", value.type_name()),
+                    format!(
+                        "handle() must return a map, it returned a {}",
+                        value.type_name()
+                    ),
                 ))
             }
         };
@@ -287,7 +324,11 @@ impl Runtime {
         if kind == ErrorKind::Cancelled {
             return herr(kind, "cancelled");
         }
-        let src = self.compiled.as_ref().and_then(|c| c.ast.source()).unwrap_or("handler");
+        let src = self
+            .compiled
+            .as_ref()
+            .and_then(|c| c.ast.source())
+            .unwrap_or("handler");
         let mut message = describe(e, src, deps, &limits, &self.dir());
         if kind == ErrorKind::Deadline {
             message = format!(
@@ -345,7 +386,10 @@ fn written_just_now(path: &Path) -> bool {
 }
 
 fn syntax_error(name: &str, e: &ParseError) -> HandlerError {
-    herr(ErrorKind::Syntax, format!("{}: syntax error: {}", at(name, e.1), e.0))
+    herr(
+        ErrorKind::Syntax,
+        format!("{}: syntax error: {}", at(name, e.1), e.0),
+    )
 }
 
 fn at(src: &str, pos: Position) -> String {
@@ -358,9 +402,8 @@ fn at(src: &str, pos: Position) -> String {
 
 fn root_cause(e: &EvalAltResult) -> &EvalAltResult {
     match e {
-        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) => {
-            root_cause(inner)
-        }
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+        | EvalAltResult::ErrorInModule(_, inner, _) => root_cause(inner),
         other => other,
     }
 }
@@ -405,7 +448,11 @@ fn describe(e: &EvalAltResult, src: &str, deps: &Deps, limits: &Limits, dir: &Pa
                 .display()
         ),
         EvalAltResult::ErrorRuntime(d, pos) => {
-            let what = if d.is_string() { d.to_string() } else { format!("thrown {d:?}") };
+            let what = if d.is_string() {
+                d.to_string()
+            } else {
+                format!("thrown {d:?}")
+            };
             format!("{}: {what}", at(src, *pos))
         }
         EvalAltResult::ErrorTooManyOperations(pos) => format!(
@@ -466,34 +513,49 @@ mod tests {
     }
 
     fn run(rt: &mut Runtime, text: &str) -> Result<Outcome, HandlerError> {
-        rt.handle(None, serde_json::json!({"text": text, "options": {}}), CancelToken::new(), Box::new(NoHost))
+        rt.handle(
+            None,
+            serde_json::json!({"text": text, "options": {}}),
+            CancelToken::new(),
+            Box::new(NoHost),
+        )
     }
 
     fn setup(handler: &str) -> (tempfile::TempDir, PathBuf, Runtime) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("handlers.rhai");
         fs::write(&path, handler).unwrap();
-        let limits = Limits { script_time: Duration::from_millis(300), ..Limits::default() };
+        let limits = Limits {
+            script_time: Duration::from_millis(300),
+            ..Limits::default()
+        };
         let rt = Runtime::new(path.clone(), limits);
         (dir, path, rt)
     }
 
     #[test]
     fn edits_to_handler_and_module_are_picked_up() {
-        let (dir, path, mut rt) =
-            setup("import \"utils\" as u;\nfn handle(model, request) { #{ v: u::v(), t: request.text } }");
+        let (dir, path, mut rt) = setup(
+            "import \"utils\" as u;\nfn handle(model, request) { #{ v: u::v(), t: request.text } }",
+        );
         fs::write(dir.path().join("utils.rhai"), "fn v() { 1 }").unwrap();
         let out = run(&mut rt, "hi").unwrap();
         assert!(out.reloaded);
         assert_eq!(out.reply["v"], 1);
         assert_eq!(out.reply["t"], "hi");
-        assert!(!run(&mut rt, "hi").unwrap().reloaded, "unchanged files are not recompiled");
+        assert!(
+            !run(&mut rt, "hi").unwrap().reloaded,
+            "unchanged files are not recompiled"
+        );
         fs::write(dir.path().join("utils.rhai"), "fn v() { 2 }").unwrap();
         let out = run(&mut rt, "hi").unwrap();
         assert!(out.reloaded);
         assert_eq!(out.reply["v"], 2);
-        fs::write(&path, "import \"utils\" as u;\nfn handle(model, request) { #{ v: u::v() * 10 } }")
-            .unwrap();
+        fs::write(
+            &path,
+            "import \"utils\" as u;\nfn handle(model, request) { #{ v: u::v() * 10 } }",
+        )
+        .unwrap();
         assert_eq!(run(&mut rt, "hi").unwrap().reply["v"], 20);
     }
 
@@ -501,32 +563,111 @@ mod tests {
     fn error_classes_are_reported_and_the_next_request_works() {
         let good = "fn handle(model, request) { #{ ok: true } }";
         let cases: &[(&str, Option<&str>, ErrorKind, &[&str])] = &[
-            ("fn handle(model, request) {\n  let x = ;\n}", None, ErrorKind::Syntax, &["handlers.rhai:2:11", "syntax error"]),
-            ("fn handle(model, request) { nope() }", None, ErrorKind::Runtime, &["Function not found: nope", "handlers.rhai:1:29"]),
-            ("fn inner() { nope() }\nfn handle(model, request) { inner() }", None, ErrorKind::Runtime, &["Function not found: nope", "in inner() called at", "handlers.rhai:2:"]),
-            ("import \"helpers\" as h;\nfn handle(model, request) { h::x() }", None, ErrorKind::Module, &["module 'helpers' not found", "helpers.rhai"]),
-            ("import \"helpers\" as h;\nfn handle(model, request) { h::x() }", Some("fn x( { 1 }"), ErrorKind::Module, &["in module 'helpers'", "helpers.rhai:1:", "syntax error"]),
-            ("fn handle(model, request) { loop { } }", None, ErrorKind::Deadline, &["script time limit"]),
-            ("fn f(n) { f(n + 1) }\nfn handle(model, request) { f(0) }", None, ErrorKind::Limit, &["runaway recursion"]),
-            ("fn handle(model, request) { let s = \"x\"; loop { s += s; } }", None, ErrorKind::Limit, &["too large"]),
-            ("fn handle(model, request) { let a = []; a.pad(100000000, 0); a }", None, ErrorKind::Limit, &["too large"]),
-            ("fn handle(model, request) { silence(1e12) }", None, ErrorKind::Runtime, &["silence: seconds must be"]),
-            ("fn handle(model, request) { debug_panic(\"boom\") }", None, ErrorKind::Panic, &["panicked", "boom"]),
-            ("fn handle(model, request) { throw \"custom failure\"; }", None, ErrorKind::Runtime, &["custom failure"]),
-            ("fn handle(model, request) { 42 }", None, ErrorKind::Runtime, &["must return a map"]),
+            (
+                "fn handle(model, request) {\n  let x = ;\n}",
+                None,
+                ErrorKind::Syntax,
+                &["handlers.rhai:2:11", "syntax error"],
+            ),
+            (
+                "fn handle(model, request) { nope() }",
+                None,
+                ErrorKind::Runtime,
+                &["Function not found: nope", "handlers.rhai:1:29"],
+            ),
+            (
+                "fn inner() { nope() }\nfn handle(model, request) { inner() }",
+                None,
+                ErrorKind::Runtime,
+                &[
+                    "Function not found: nope",
+                    "in inner() called at",
+                    "handlers.rhai:2:",
+                ],
+            ),
+            (
+                "import \"helpers\" as h;\nfn handle(model, request) { h::x() }",
+                None,
+                ErrorKind::Module,
+                &["module 'helpers' not found", "helpers.rhai"],
+            ),
+            (
+                "import \"helpers\" as h;\nfn handle(model, request) { h::x() }",
+                Some("fn x( { 1 }"),
+                ErrorKind::Module,
+                &["in module 'helpers'", "helpers.rhai:1:", "syntax error"],
+            ),
+            (
+                "fn handle(model, request) { loop { } }",
+                None,
+                ErrorKind::Deadline,
+                &["script time limit"],
+            ),
+            (
+                "fn f(n) { f(n + 1) }\nfn handle(model, request) { f(0) }",
+                None,
+                ErrorKind::Limit,
+                &["runaway recursion"],
+            ),
+            (
+                "fn handle(model, request) { let s = \"x\"; loop { s += s; } }",
+                None,
+                ErrorKind::Limit,
+                &["too large"],
+            ),
+            (
+                "fn handle(model, request) { let a = []; a.pad(100000000, 0); a }",
+                None,
+                ErrorKind::Limit,
+                &["too large"],
+            ),
+            (
+                "fn handle(model, request) { silence(1e12) }",
+                None,
+                ErrorKind::Runtime,
+                &["silence: seconds must be"],
+            ),
+            (
+                "fn handle(model, request) { debug_panic(\"boom\") }",
+                None,
+                ErrorKind::Panic,
+                &["panicked", "boom"],
+            ),
+            (
+                "fn handle(model, request) { throw \"custom failure\"; }",
+                None,
+                ErrorKind::Runtime,
+                &["custom failure"],
+            ),
+            (
+                "fn handle(model, request) { 42 }",
+                None,
+                ErrorKind::Runtime,
+                &["must return a map"],
+            ),
         ];
         for (handler, module, kind, needles) in cases {
             let (dir, path, mut rt) = setup(handler);
             if let Some(m) = module {
                 fs::write(dir.path().join("helpers.rhai"), m).unwrap();
             }
-            let e = run(&mut rt, "x").err().unwrap_or_else(|| panic!("{handler} should fail"));
+            let e = run(&mut rt, "x")
+                .err()
+                .unwrap_or_else(|| panic!("{handler} should fail"));
             assert_eq!(e.kind, *kind, "{handler}: {}", e.message);
             for n in *needles {
-                assert!(e.message.contains(n), "{handler}: {:?} lacks {n:?}", e.message);
+                assert!(
+                    e.message.contains(n),
+                    "{handler}: {:?} lacks {n:?}",
+                    e.message
+                );
             }
             fs::write(&path, good).unwrap();
-            assert_eq!(run(&mut rt, "x").unwrap().reply["ok"], true, "after {handler}");
+            assert_eq!(
+                run(&mut rt, "x").unwrap().reply["ok"],
+                true,
+                "after {handler}"
+            );
         }
     }
 
@@ -553,13 +694,20 @@ mod tests {
              for i in 0..1500 { let a = gain(big, 0.5); } #{ native_s: t.elapsed } }",
         );
         let out = run(&mut rt, "x").unwrap();
-        assert!(out.reply["native_s"].as_f64().unwrap() > 0.3, "{:?}", out.reply);
+        assert!(
+            out.reply["native_s"].as_f64().unwrap() > 0.3,
+            "{:?}",
+            out.reply
+        );
     }
 
     #[test]
     fn cancellation_stops_a_script() {
         let (_dir, _path, mut rt) = setup("fn handle(model, request) { loop { } }");
-        rt.set_limits(Limits { script_time: Duration::from_secs(60), ..Limits::default() });
+        rt.set_limits(Limits {
+            script_time: Duration::from_secs(60),
+            ..Limits::default()
+        });
         let cancel = CancelToken::new();
         let c = cancel.clone();
         std::thread::spawn(move || {
@@ -567,7 +715,12 @@ mod tests {
             c.cancel();
         });
         let e = rt
-            .handle(None, serde_json::json!({"text": "x", "options": {}}), cancel, Box::new(NoHost))
+            .handle(
+                None,
+                serde_json::json!({"text": "x", "options": {}}),
+                cancel,
+                Box::new(NoHost),
+            )
             .err()
             .unwrap();
         assert_eq!(e.kind, ErrorKind::Cancelled);
@@ -581,6 +734,12 @@ mod tests {
         assert!(rt.using_builtin);
         // The default handler needs a model: without one it fails at the first model call.
         let e = run(&mut rt, "hello").err().unwrap();
-        assert!(e.message.contains("no request") || e.message.contains("speakers") || e.message.contains("generate"), "{}", e.message);
+        assert!(
+            e.message.contains("no request")
+                || e.message.contains("speakers")
+                || e.message.contains("generate"),
+            "{}",
+            e.message
+        );
     }
 }

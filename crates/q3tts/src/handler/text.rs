@@ -57,7 +57,11 @@ fn split_after(text: &str, boundary: impl Fn(char) -> bool) -> Vec<&str> {
             }
             let at_break = j == chars.len() || chars[j].1.is_whitespace() || !c.is_ascii();
             if at_break {
-                let end = if j == chars.len() { text.len() } else { chars[j].0 };
+                let end = if j == chars.len() {
+                    text.len()
+                } else {
+                    chars[j].0
+                };
                 pieces.push(&text[start..end]);
                 start = end;
             }
@@ -104,8 +108,14 @@ mod tests {
     #[test]
     fn sentences_then_clauses_then_spaces() {
         let t = "Hello there. How are you? Fine!";
-        assert_eq!(split_sentences(t, 200), ["Hello there.", "How are you?", "Fine!"]);
-        assert_eq!(split_sentences("Pi is 3.14 today.", 200), ["Pi is 3.14 today."]);
+        assert_eq!(
+            split_sentences(t, 200),
+            ["Hello there.", "How are you?", "Fine!"]
+        );
+        assert_eq!(
+            split_sentences("Pi is 3.14 today.", 200),
+            ["Pi is 3.14 today."]
+        );
         let long = "one two three, four five six, seven eight nine.";
         let p = split_sentences(long, 20);
         assert_eq!(p, ["one two three,", "four five six,", "seven eight nine."]);

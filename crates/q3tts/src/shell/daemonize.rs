@@ -15,7 +15,9 @@ pub fn default_log_path() -> PathBuf {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/tmp".into());
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "/tmp".into());
             home.join(".local/state")
         });
     base.join("q3tts").join("daemon.log")
@@ -41,8 +43,9 @@ impl Notifier {
 /// the daemon's word and exits here.
 pub fn detach(log: &Path) -> anyhow::Result<Notifier> {
     if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow::anyhow!("cannot create the log directory {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            anyhow::anyhow!("cannot create the log directory {}: {e}", dir.display())
+        })?;
     }
     let log_file = OpenOptions::new()
         .create(true)
@@ -53,8 +56,7 @@ pub fn detach(log: &Path) -> anyhow::Result<Notifier> {
     if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
         anyhow::bail!("pipe: {}", std::io::Error::last_os_error());
     }
-    let (read_end, write_end) =
-        unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+    let (read_end, write_end) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
     match unsafe { libc::fork() } {
         -1 => anyhow::bail!("fork: {}", std::io::Error::last_os_error()),
         0 => {}

@@ -40,7 +40,11 @@ pub fn acquire(socket: &Path) -> anyhow::Result<InstanceLock> {
             if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
                 let pid = std::fs::read_to_string(&path).unwrap_or_default();
                 let pid = pid.trim();
-                let who = if pid.is_empty() { String::new() } else { format!(" (pid {pid})") };
+                let who = if pid.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {pid})")
+                };
                 anyhow::bail!(
                     "another q3tts daemon{who} is already serving {}; `q3tts stop` ends it, or \
                      pass --socket PATH to run a second one",
@@ -61,7 +65,10 @@ pub fn acquire(socket: &Path) -> anyhow::Result<InstanceLock> {
             _ => continue,
         }
     }
-    anyhow::bail!("could not take the lock {} (it kept changing)", path.display())
+    anyhow::bail!(
+        "could not take the lock {} (it kept changing)",
+        path.display()
+    )
 }
 
 impl InstanceLock {
@@ -82,7 +89,10 @@ mod tests {
         let a = acquire(&sock).unwrap();
         let err = acquire(&sock).err().unwrap().to_string();
         assert!(err.contains("already serving"), "{err}");
-        assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
         a.release();
         assert!(!lock_path(&sock).exists());
         let b = acquire(&sock).unwrap();

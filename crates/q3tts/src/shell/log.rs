@@ -114,7 +114,10 @@ pub fn cancel(text: &str, secs: f64) {
 }
 
 pub fn busy(text: &str, capacity: usize) {
-    line(&format!("[busy] {} (queue full: {capacity} waiting)", quote(text)));
+    line(&format!(
+        "[busy] {} (queue full: {capacity} waiting)",
+        quote(text)
+    ));
 }
 
 pub fn deadline(what: &str) {

@@ -1,8 +1,8 @@
 //! The daemon's outputs for scripts: the speakers (one device kept open across requests) and
 //! the audio stream back to the client for `-o -` (frames described in `protocol`).
 
-use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,15 +33,26 @@ impl Host for DaemonHost {
             Some(s) => {
                 s.ensure_open().map_err(|e| e.to_string())?;
             }
-            None => *guard = Some(Speakers::open(self.backend, sample_rate).map_err(|e| e.to_string())?),
+            None => {
+                *guard = Some(Speakers::open(self.backend, sample_rate).map_err(|e| e.to_string())?)
+            }
         }
-        Ok(Box::new(SpeakerSink { speakers: self.speakers.clone(), samples: 0, rate: sample_rate }))
+        Ok(Box::new(SpeakerSink {
+            speakers: self.speakers.clone(),
+            samples: 0,
+            rate: sample_rate,
+        }))
     }
 
-    fn stream(&mut self, sample_rate: u32, _format: Option<Format>) -> Result<Box<dyn Sink>, String> {
-        let tx = self.reply.clone().ok_or(
-            "output \"-\" needs a client that waits for the reply (not \"wait\": false)",
-        )?;
+    fn stream(
+        &mut self,
+        sample_rate: u32,
+        _format: Option<Format>,
+    ) -> Result<Box<dyn Sink>, String> {
+        let tx = self
+            .reply
+            .clone()
+            .ok_or("output \"-\" needs a client that waits for the reply (not \"wait\": false)")?;
         let mut s = ClientStream {
             tx,
             cancel: self.cancel.clone(),
@@ -65,7 +76,9 @@ struct SpeakerSink {
 impl Sink for SpeakerSink {
     fn write(&mut self, samples: &[f32]) -> q3tts_audio::Result<()> {
         let mut g = self.speakers.lock().unwrap();
-        let s = g.as_mut().ok_or_else(|| q3tts_audio::Error::Other("speakers closed".into()))?;
+        let s = g
+            .as_mut()
+            .ok_or_else(|| q3tts_audio::Error::Other("speakers closed".into()))?;
         s.write(samples)?;
         self.samples += samples.len() as u64;
         Ok(())
@@ -75,7 +88,10 @@ impl Sink for SpeakerSink {
         if let Some(s) = g.as_mut() {
             s.finish()?;
         }
-        Ok(SinkSummary { samples: self.samples, sample_rate: self.rate })
+        Ok(SinkSummary {
+            samples: self.samples,
+            sample_rate: self.rate,
+        })
     }
     fn cancel(&mut self) {
         if let Some(s) = self.speakers.lock().unwrap().as_mut() {
@@ -119,15 +135,20 @@ impl ClientStream {
 impl Sink for ClientStream {
     fn write(&mut self, samples: &[f32]) -> q3tts_audio::Result<()> {
         for part in samples.chunks(AUDIO_FRAME_SAMPLES) {
-            self.send(Msg::Audio(audio_payload(part))).map_err(q3tts_audio::Error::Other)?;
+            self.send(Msg::Audio(audio_payload(part)))
+                .map_err(q3tts_audio::Error::Other)?;
         }
         self.samples += samples.len() as u64;
         Ok(())
     }
     fn finish(&mut self) -> q3tts_audio::Result<SinkSummary> {
-        self.send(Msg::Audio(Vec::new())).map_err(q3tts_audio::Error::Other)?;
+        self.send(Msg::Audio(Vec::new()))
+            .map_err(q3tts_audio::Error::Other)?;
         self.open.store(false, Ordering::SeqCst);
-        Ok(SinkSummary { samples: self.samples, sample_rate: self.rate })
+        Ok(SinkSummary {
+            samples: self.samples,
+            sample_rate: self.rate,
+        })
     }
     fn describe(&self) -> String {
         "stdout".into()

@@ -74,7 +74,10 @@ pub struct Queue {
 impl Queue {
     pub fn new(capacity: usize) -> Queue {
         Queue {
-            state: Mutex::new(State { jobs: VecDeque::new(), closed: false }),
+            state: Mutex::new(State {
+                jobs: VecDeque::new(),
+                closed: false,
+            }),
             ready: Condvar::new(),
             capacity,
         }

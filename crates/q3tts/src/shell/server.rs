@@ -118,7 +118,11 @@ fn bind(socket: &Path) -> anyhow::Result<UnixListener> {
 
 fn accept_loop(listener: &UnixListener, shared: &Arc<Shared>, connections: &Arc<AtomicUsize>) {
     while !shared.is_shutting_down() {
-        let mut pfd = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         unsafe { libc::poll(&mut pfd, 1, 100) };
         loop {
             match listener.accept() {
@@ -126,10 +130,13 @@ fn accept_loop(listener: &UnixListener, shared: &Arc<Shared>, connections: &Arc<
                     let shared = shared.clone();
                     let count = connections.clone();
                     count.fetch_add(1, Ordering::SeqCst);
-                    let spawned = std::thread::Builder::new().name("conn".into()).spawn(move || {
-                        connection(stream, &shared);
-                        count.fetch_sub(1, Ordering::SeqCst);
-                    });
+                    let spawned =
+                        std::thread::Builder::new()
+                            .name("conn".into())
+                            .spawn(move || {
+                                connection(stream, &shared);
+                                count.fetch_sub(1, Ordering::SeqCst);
+                            });
                     if spawned.is_err() {
                         connections.fetch_sub(1, Ordering::SeqCst);
                     }
@@ -193,8 +200,14 @@ fn connection(mut stream: UnixStream, shared: &Arc<Shared>) {
     match peer::peer_uid(&stream) {
         Ok(uid) if uid == peer::my_uid() => {}
         Ok(uid) => {
-            log::refused(&format!("connection from uid {uid} (this daemon serves uid {})", peer::my_uid()));
-            let msg = format!("refused: this daemon serves uid {} only, you are uid {uid}", peer::my_uid());
+            log::refused(&format!(
+                "connection from uid {uid} (this daemon serves uid {})",
+                peer::my_uid()
+            ));
+            let msg = format!(
+                "refused: this daemon serves uid {} only, you are uid {uid}",
+                peer::my_uid()
+            );
             reply_and_close(stream, &error_reply(msg));
             return;
         }
@@ -305,7 +318,13 @@ fn generate(mut stream: UnixStream, shared: &Arc<Shared>, req: Request) {
                 ("the daemon is shutting down".to_string(), false)
             } else {
                 log::busy(&text, shared.queue.capacity());
-                (format!("busy: {} requests are already waiting", shared.queue.capacity()), true)
+                (
+                    format!(
+                        "busy: {} requests are already waiting",
+                        shared.queue.capacity()
+                    ),
+                    true,
+                )
             };
             let mut r = error_reply(msg);
             r["busy"] = busy.into();
@@ -320,13 +339,21 @@ fn generate(mut stream: UnixStream, shared: &Arc<Shared>, req: Request) {
         );
         return;
     }
-    let _ = protocol::write_json(&mut stream, &json!({"event": "queued", "position": position}));
+    let _ = protocol::write_json(
+        &mut stream,
+        &json!({"event": "queued", "position": position}),
+    );
     forward(stream, rx, cancel, &text);
 }
 
 /// Forward the worker's messages to the client until the final reply; a client that hangs up
 /// cancels its utterance (queued or in progress).
-fn forward(mut stream: UnixStream, rx: std::sync::mpsc::Receiver<Msg>, cancel: CancelToken, text: &str) {
+fn forward(
+    mut stream: UnixStream,
+    rx: std::sync::mpsc::Receiver<Msg>,
+    cancel: CancelToken,
+    text: &str,
+) {
     loop {
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(Msg::Json(v)) => {
@@ -365,7 +392,11 @@ fn hung_up(cancel: &CancelToken, text: &str) {
 
 /// True when the client closed its end (bytes it sends after the request are discarded).
 fn peer_gone(stream: &mut UnixStream) -> bool {
-    let mut pfd = libc::pollfd { fd: stream.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     let n = unsafe { libc::poll(&mut pfd, 1, 0) };
     if n <= 0 {
         return false;

@@ -53,9 +53,16 @@ impl Shared {
 
     pub fn status(&self) -> Value {
         let last_reload = self.last_reload.lock().unwrap().and_then(|t| {
-            t.duration_since(SystemTime::UNIX_EPOCH).ok().map(|d| d.as_secs_f64())
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs_f64())
         });
-        let current = self.current.lock().unwrap().as_ref().map(|c| (c.text.clone(), c.id));
+        let current = self
+            .current
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|c| (c.text.clone(), c.id));
         json!({
             "status": "ok",
             "model": self.info.path.display().to_string(),

@@ -42,12 +42,17 @@ fn serve(
         return;
     }
     let start = Instant::now();
-    *shared.current.lock().unwrap() =
-        Some(Current { id: job.id, text: text.clone(), cancel: job.cancel.clone() });
+    *shared.current.lock().unwrap() = Some(Current {
+        id: job.id,
+        text: text.clone(),
+        cancel: job.cancel.clone(),
+    });
     let served = shared.served.fetch_add(1, Ordering::SeqCst) + 1;
     job.send(Msg::Json(json!({"event": "started", "served": served})));
 
-    let reply = run_handler(shared, model, rt, speakers, backend, &job, &text, start, served);
+    let reply = run_handler(
+        shared, model, rt, speakers, backend, &job, &text, start, served,
+    );
     *shared.current.lock().unwrap() = None;
     job.send_final(Msg::Json(reply));
 }
@@ -70,7 +75,9 @@ fn run_handler(
         let path = log::tilde(rt.path());
         log::recompiled(&path, rt.using_builtin, t.elapsed().as_secs_f64() * 1e3);
         *shared.last_reload.lock().unwrap() = rt.last_reload;
-        shared.handler_builtin.store(rt.using_builtin, Ordering::SeqCst);
+        shared
+            .handler_builtin
+            .store(rt.using_builtin, Ordering::SeqCst);
     }
     let stream_open = Arc::new(AtomicBool::new(false));
     let result = refreshed.and_then(|_| {
@@ -81,7 +88,12 @@ fn run_handler(
             cancel: job.cancel.clone(),
             stream_open: stream_open.clone(),
         };
-        rt.handle(Some(model), handler_request(&job.request), job.cancel.clone(), Box::new(host))
+        rt.handle(
+            Some(model),
+            handler_request(&job.request),
+            job.cancel.clone(),
+            Box::new(host),
+        )
     });
     if stream_open.load(Ordering::SeqCst) {
         // The handler failed with the audio stream open: end it so the reply can be read.
@@ -92,7 +104,12 @@ fn run_handler(
         Ok(out) => {
             log::reload_ok(text, &log::destination(job.request.output.as_deref()), secs);
             let mut reply = out.reply;
-            for note in reply.get("notes").and_then(Value::as_array).into_iter().flatten() {
+            for note in reply
+                .get("notes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if let Some(n) = note.as_str() {
                     log::line(&format!("note: {n}"));
                 }

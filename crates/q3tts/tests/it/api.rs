@@ -35,8 +35,22 @@ fn model_facts_sessions_and_helpers() {
     assert_eq!(r["rate"], 24_000);
     assert_eq!(r["variant"], "custom_voice");
     assert_eq!(r["dtype"], "f32");
-    assert!(r["speakers"].as_array().unwrap().iter().any(|v| v == "ryan"), "{r}");
-    assert!(r["languages"].as_array().unwrap().iter().any(|v| v == "auto"), "{r}");
+    assert!(
+        r["speakers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "ryan"),
+        "{r}"
+    );
+    assert!(
+        r["languages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "auto"),
+        "{r}"
+    );
     // 11 frames in chunks of 2 frames: 6 chunks, the last one shorter.
     assert_eq!(r["chunks"], 6);
     assert_eq!(r["samples"], 21_120);
@@ -55,7 +69,10 @@ fn default_handler_speaks_long_text_sentence_by_sentence_with_one_seed() {
     let text = "First sentence here. Second one follows! And a third, with a comma?";
     let r = request(
         &d.socket,
-        generate(text, json!({"output": out, "options": {"max_new_tokens": 4, "temperature": 0.9}})),
+        generate(
+            text,
+            json!({"output": out, "options": {"max_new_tokens": 4, "temperature": 0.9}}),
+        ),
     );
     assert_eq!(r["status"], "ok", "{r}");
     assert_eq!(r["sentences"], 3, "{r}");
@@ -64,7 +81,10 @@ fn default_handler_speaks_long_text_sentence_by_sentence_with_one_seed() {
     let again = s.path("again.wav");
     let r2 = request(
         &d.socket,
-        generate(text, json!({"output": again, "options": {"max_new_tokens": 4, "temperature": 0.9, "seed": seed}})),
+        generate(
+            text,
+            json!({"output": again, "options": {"max_new_tokens": 4, "temperature": 0.9, "seed": seed}}),
+        ),
     );
     assert_eq!(r2["seed"], seed);
     assert_eq!(read_audio(&out), read_audio(&again));

@@ -18,22 +18,32 @@ fn usage_errors_exit_2() {
 fn init_refuses_to_overwrite_and_check_reports_positions() {
     let s = Scratch::new();
     let dir = s.dir.path().to_str().unwrap();
-    assert!(q3tts(&["init", dir], &s.socket(), &s.handler()).status.success());
+    assert!(q3tts(&["init", dir], &s.socket(), &s.handler())
+        .status
+        .success());
     let o = q3tts(&["init", dir], &s.socket(), &s.handler());
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--force"));
-    assert!(q3tts(&["init", dir, "--force"], &s.socket(), &s.handler()).status.success());
+    assert!(q3tts(&["init", dir, "--force"], &s.socket(), &s.handler())
+        .status
+        .success());
 
     let o = q3tts(&["check"], &s.socket(), &s.handler());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("handlers.rhai"));
 
-    s.write("handlers.rhai", "import \"lib\" as l;\nfn handle(model, request) { l::f() }\n");
+    s.write(
+        "handlers.rhai",
+        "import \"lib\" as l;\nfn handle(model, request) { l::f() }\n",
+    );
     s.write("lib.rhai", "fn f() {\n    1 +\n}\n");
     let o = q3tts(&["check"], &s.socket(), &s.handler());
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
-    assert!(e.contains("in module 'lib'") && e.contains("lib.rhai:3:1"), "{e}");
+    assert!(
+        e.contains("in module 'lib'") && e.contains("lib.rhai:3:1"),
+        "{e}"
+    );
 
     s.write("lib.rhai", "fn f() { 1 }\n");
     let o = q3tts(&["check"], &s.socket(), &s.handler());
@@ -55,14 +65,29 @@ fn a_different_model_than_the_daemon_serves_is_an_error() {
     let s = Scratch::new();
     let _d = Daemon::start(&s, &[]);
     let other = repo_root().join("testdata/tiny-base");
-    let o = q3tts(&["--model", other.to_str().unwrap(), "hi"], &s.socket(), &s.handler());
+    let o = q3tts(
+        &["--model", other.to_str().unwrap(), "hi"],
+        &s.socket(),
+        &s.handler(),
+    );
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
-    assert!(e.contains("this daemon serves the model") && e.contains("tiny-base"), "{e}");
+    assert!(
+        e.contains("this daemon serves the model") && e.contains("tiny-base"),
+        "{e}"
+    );
     // The same model by a relative-looking path is fine.
     let same = tiny_model();
     let o = q3tts(
-        &["--model", same.to_str().unwrap(), "-o", s.path("x.wav").to_str().unwrap(), "--max-new-tokens", "3", "hi"],
+        &[
+            "--model",
+            same.to_str().unwrap(),
+            "-o",
+            s.path("x.wav").to_str().unwrap(),
+            "--max-new-tokens",
+            "3",
+            "hi",
+        ],
         &s.socket(),
         &s.handler(),
     );
@@ -75,14 +100,26 @@ fn in_process_run_says_when_the_0b6_model_drops_an_instruct() {
     let model = repo_root().join("testdata/tiny-0b6-like");
     let out = s.path("n.wav");
     let o = q3tts(
-        &["--model", model.to_str().unwrap(), "-i", "speak softly", "--max-new-tokens", "3",
-          "-o", out.to_str().unwrap(), "Hi there."],
+        &[
+            "--model",
+            model.to_str().unwrap(),
+            "-i",
+            "speak softly",
+            "--max-new-tokens",
+            "3",
+            "-o",
+            out.to_str().unwrap(),
+            "Hi there.",
+        ],
         &s.socket(),
         &s.handler(),
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let e = stderr(&o);
-    assert!(e.contains("no daemon on") && e.contains("running in-process"), "{e}");
+    assert!(
+        e.contains("no daemon on") && e.contains("running in-process"),
+        "{e}"
+    );
     assert!(e.contains("note: instruct \"speak softly\" ignored"), "{e}");
     assert!(!read_audio(&out).is_empty());
 }

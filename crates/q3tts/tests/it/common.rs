@@ -13,7 +13,10 @@ use serde_json::{json, Value};
 pub const EXE: &str = env!("CARGO_BIN_EXE_q3tts");
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 pub fn tiny_model() -> PathBuf {
@@ -28,7 +31,10 @@ pub struct Scratch {
 impl Scratch {
     pub fn new() -> Scratch {
         // Short paths: Unix socket paths are limited to ~100 bytes.
-        let dir = tempfile::Builder::new().prefix("q3t").tempdir_in("/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("q3t")
+            .tempdir_in("/tmp")
+            .unwrap();
         Scratch { dir }
     }
     pub fn path(&self, name: &str) -> PathBuf {
@@ -84,7 +90,11 @@ impl Daemon {
             if let Some(status) = child.try_wait().unwrap() {
                 panic!("daemon exited early ({status}): {}", read_to(&log));
             }
-            assert!(start.elapsed() < Duration::from_secs(60), "daemon did not start: {}", read_to(&log));
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "daemon did not start: {}",
+                read_to(&log)
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
         Daemon { child, socket, log }
@@ -101,7 +111,11 @@ impl Daemon {
             if let Some(st) = self.child.try_wait().unwrap() {
                 return st.code();
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "daemon did not exit: {}", self.log());
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "daemon did not exit: {}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -118,7 +132,10 @@ impl Daemon {
             if log.contains(needle) {
                 return log;
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "log never showed {needle:?}: {log}");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "log never showed {needle:?}: {log}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -143,7 +160,9 @@ pub struct Conn {
 impl Conn {
     pub fn open(socket: &Path) -> Conn {
         let stream = UnixStream::connect(socket).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
         Conn { stream }
     }
 
@@ -178,7 +197,8 @@ impl Conn {
     }
 
     pub fn json(&mut self) -> Option<Value> {
-        self.frame().map(|f| serde_json::from_slice(&f).expect("a JSON frame"))
+        self.frame()
+            .map(|f| serde_json::from_slice(&f).expect("a JSON frame"))
     }
 
     /// Read until the final reply, skipping events and audio; returns (events, audio samples,
@@ -194,7 +214,10 @@ impl Conn {
                     if f.is_empty() {
                         break;
                     }
-                    audio.extend(f.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+                    audio.extend(
+                        f.chunks_exact(4)
+                            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+                    );
                 }
                 events.push(v);
                 continue;
@@ -215,7 +238,10 @@ impl Conn {
             if v.get("event").and_then(Value::as_str) == Some(name) {
                 return v;
             }
-            assert!(v.get("status").is_none(), "got a reply instead of {name}: {v}");
+            assert!(
+                v.get("status").is_none(),
+                "got a reply instead of {name}: {v}"
+            );
         }
     }
 }
@@ -267,13 +293,19 @@ pub fn fixture_f32(name: &str, key: &str) -> Vec<f32> {
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let t = st.tensor(key).unwrap();
     assert_eq!(t.dtype(), safetensors::Dtype::F32);
-    t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+    t.data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
 }
 
 /// Largest absolute difference (lengths must match).
 pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// A handler that streams `options.seconds` of silence to the client ("-") one second at a

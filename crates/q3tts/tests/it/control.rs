@@ -31,20 +31,35 @@ fn status_is_answered_mid_generation_and_cancel_ends_it() {
     assert_eq!(st["generating"], "long one");
     assert_eq!(st["requests_served"], 1);
     assert_eq!(st["variant"], "custom_voice");
-    for key in ["model", "dtype", "uptime_s", "handler", "last_reload", "queue_length", "log"] {
+    for key in [
+        "model",
+        "dtype",
+        "uptime_s",
+        "handler",
+        "last_reload",
+        "queue_length",
+        "log",
+    ] {
         assert!(st.get(key).is_some(), "status lacks {key}: {st}");
     }
     // `q3tts cancel` (the CLI) interrupts it.
     let o = q3tts(&["cancel"], &s.socket(), &s.handler());
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("cancelled the utterance"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cancelled the utterance"),
+        "{}",
+        stderr(&o)
+    );
     let (_, audio, reply) = a.finish();
     assert_eq!(reply["status"], "error");
     assert_eq!(reply["message"], "cancelled");
     assert!(audio.len() < 100_000 * 24_000);
     d.wait_log("[cancel] \"long one\"");
     // And the daemon serves on.
-    assert_eq!(request(&d.socket, stream_request("short", 1))["status"], "ok");
+    assert_eq!(
+        request(&d.socket, stream_request("short", 1))["status"],
+        "ok"
+    );
 }
 
 #[test]
@@ -136,7 +151,10 @@ fn sigterm_mid_request_exits_cleanly_and_answers_everyone() {
     for mut c in waiting {
         let r = c.finish().2;
         assert_eq!(r["status"], "error");
-        assert!(r["message"].as_str().unwrap().contains("shutting down"), "{r}");
+        assert!(
+            r["message"].as_str().unwrap().contains("shutting down"),
+            "{r}"
+        );
     }
     assert!(!s.socket().exists(), "socket left behind");
     assert!(!s.path("d.sock.lock").exists(), "lock file left behind");
@@ -153,7 +171,11 @@ fn stop_command_shuts_the_daemon_down() {
     assert!(!s.socket().exists());
     let o = q3tts(&["status"], &s.socket(), &s.handler());
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("no daemon is listening"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no daemon is listening"),
+        "{}",
+        stderr(&o)
+    );
     std::thread::sleep(Duration::from_millis(1));
 }
 
@@ -162,7 +184,10 @@ fn detached_request_replies_at_once() {
     let s = Scratch::new();
     let d = stream_daemon(&s, &[]);
     let mut a = long_request(&d, "busy now");
-    let r = request(&d.socket, json!({"action": "generate", "text": "later", "wait": false}));
+    let r = request(
+        &d.socket,
+        json!({"action": "generate", "text": "later", "wait": false}),
+    );
     assert_eq!(r["status"], "ok");
     assert_eq!(r["queued"], true);
     request(&d.socket, json!({"action": "stop"}));
@@ -184,5 +209,8 @@ fn a_queued_client_that_hangs_up_is_never_served() {
     assert_eq!(a.finish().2["message"], "cancelled");
     let r = request(&d.socket, stream_request("after", 0));
     assert_eq!(r["status"], "ok", "{r}");
-    assert_eq!(r["served"], 2, "the hung-up request must not have been served: {r}");
+    assert_eq!(
+        r["served"], 2,
+        "the hung-up request must not have been served: {r}"
+    );
 }

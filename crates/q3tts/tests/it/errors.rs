@@ -96,7 +96,11 @@ const CASES: &[Case] = &[
 #[test]
 fn each_error_class_is_reported_and_the_daemon_serves_on() {
     let s = Scratch::new();
-    let init = q3tts(&["init", s.dir.path().to_str().unwrap()], &s.socket(), &s.handler());
+    let init = q3tts(
+        &["init", s.dir.path().to_str().unwrap()],
+        &s.socket(),
+        &s.handler(),
+    );
     assert!(init.status.success(), "{}", stderr(&init));
     let good = std::fs::read_to_string(s.handler()).unwrap();
     let d = Daemon::start(&s, &["--script-time-limit", "0.5"]);
@@ -124,7 +128,11 @@ fn each_error_class_is_reported_and_the_daemon_serves_on() {
         assert_eq!(r["status"], "error", "{}: {r}", case.name);
         let msg = r["message"].as_str().unwrap();
         for needle in case.expect {
-            assert!(msg.contains(needle), "{}: {msg:?} lacks {needle:?}", case.name);
+            assert!(
+                msg.contains(needle),
+                "{}: {msg:?} lacks {needle:?}",
+                case.name
+            );
         }
         let log = d.wait_log(&format!("[reload] error: {}", msg.lines().next().unwrap()));
         assert!(!log.contains('\u{7}'));

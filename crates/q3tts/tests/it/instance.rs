@@ -18,7 +18,10 @@ fn stale_socket_is_replaced_and_second_daemon_refused() {
     let d = Daemon::start(&s, &[]);
     let mode = std::fs::metadata(s.socket()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    assert_eq!(request(&d.socket, json!({"action": "status"}))["status"], "ok");
+    assert_eq!(
+        request(&d.socket, json!({"action": "status"}))["status"],
+        "ok"
+    );
 
     let o = Command::new(EXE)
         .args(["serve", "--model"])
@@ -32,7 +35,10 @@ fn stale_socket_is_replaced_and_second_daemon_refused() {
     assert!(err.contains("already serving"), "{err}");
     assert!(err.contains(&format!("pid {}", d.child.id())), "{err}");
     // The first one is unharmed.
-    assert_eq!(request(&d.socket, json!({"action": "status"}))["status"], "ok");
+    assert_eq!(
+        request(&d.socket, json!({"action": "status"}))["status"],
+        "ok"
+    );
 }
 
 #[test]
@@ -43,7 +49,10 @@ fn serve_again_after_sigkill() {
     d.wait_exit();
     assert!(s.socket().exists(), "SIGKILL leaves the socket behind");
     let d2 = Daemon::start(&s, &[]);
-    assert_eq!(request(&d2.socket, json!({"action": "status"}))["status"], "ok");
+    assert_eq!(
+        request(&d2.socket, json!({"action": "status"}))["status"],
+        "ok"
+    );
 }
 
 #[test]
@@ -68,7 +77,10 @@ fn daemon_mode_returns_once_listening_or_reports_the_failure() {
     assert_eq!(st["log"], log.display().to_string());
     let pid = st["pid"].as_i64().unwrap();
     let text = read_to(&log);
-    assert!(text.contains("model loaded (") && text.contains("listening on"), "{text}");
+    assert!(
+        text.contains("model loaded (") && text.contains("listening on"),
+        "{text}"
+    );
     let o = q3tts(&["stop"], &s.socket(), &s.handler());
     assert!(o.status.success());
     let start = std::time::Instant::now();
@@ -118,6 +130,12 @@ fn foreign_uid_is_refused() {
     // Root can connect (it bypasses the 0600 mode), so the peer check itself must refuse.
     let r = request(&d.socket, json!({"action": "status"}));
     assert_eq!(r["status"], "error");
-    assert!(r["message"].as_str().unwrap().contains("serves uid 65534 only, you are uid 0"), "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("serves uid 65534 only, you are uid 0"),
+        "{r}"
+    );
     d.wait_log("[refused] connection from uid 0");
 }

@@ -15,7 +15,9 @@ fn version(d: &Daemon) -> serde_json::Value {
 }
 
 fn handler(v: &str) -> String {
-    format!("import \"utils\" as u;\nfn handle(model, request) {{ #{{ v: \"{v}\" + u::tag() }} }}\n")
+    format!(
+        "import \"utils\" as u;\nfn handle(model, request) {{ #{{ v: \"{v}\" + u::tag() }} }}\n"
+    )
 }
 
 #[test]
@@ -40,23 +42,46 @@ fn edits_are_picked_up_on_the_next_request() {
     let mtime = fs::metadata(s.handler()).unwrap().modified().unwrap();
     assert_eq!(version(&d), "c3-y");
     s.write("handlers.rhai", &handler("c4"));
-    fs::File::options().write(true).open(s.handler()).unwrap().set_modified(mtime).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(s.handler())
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
     assert_eq!(version(&d), "c4-y");
 
     // The same for the module.
     s.write("utils.rhai", "fn tag() { \"-1\" }\n");
-    let mtime = fs::metadata(s.path("utils.rhai")).unwrap().modified().unwrap();
+    let mtime = fs::metadata(s.path("utils.rhai"))
+        .unwrap()
+        .modified()
+        .unwrap();
     assert_eq!(version(&d), "c4-1");
     s.write("utils.rhai", "fn tag() { \"-2\" }\n");
-    fs::File::options().write(true).open(s.path("utils.rhai")).unwrap().set_modified(mtime).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(s.path("utils.rhai"))
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
     assert_eq!(version(&d), "c4-2");
 
     // An atomic rename that keeps an old mtime (as `cp -p` + `mv` would).
     let old = SystemTime::now() - Duration::from_secs(3600);
-    fs::File::options().write(true).open(s.handler()).unwrap().set_modified(old).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(s.handler())
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
     assert_eq!(version(&d), "c4-2");
     s.write("new.tmp", &handler("d5"));
-    fs::File::options().write(true).open(s.path("new.tmp")).unwrap().set_modified(old).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(s.path("new.tmp"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
     fs::rename(s.path("new.tmp"), s.handler()).unwrap();
     assert_eq!(version(&d), "d5-2");
 

@@ -2,7 +2,15 @@
 
 use crate::common::*;
 
-const ARGS: &[&str] = &["-s", "ryan", "-l", "english", "--greedy", "--max-new-tokens", "12"];
+const ARGS: &[&str] = &[
+    "-s",
+    "ryan",
+    "-l",
+    "english",
+    "--greedy",
+    "--max-new-tokens",
+    "12",
+];
 
 fn say_args<'a>(out: &'a str, model: &'a str) -> Vec<&'a str> {
     let mut a = vec!["--model", model];
@@ -18,7 +26,11 @@ fn daemon_output_equals_in_process_output_and_the_fixture() {
     // No handler file: the built-in default handler.
     let daemon = Daemon::start(&s, &[]);
     let via_daemon = s.path("daemon.wav");
-    let o = q3tts(&say_args(via_daemon.to_str().unwrap(), &model), &s.socket(), &s.handler());
+    let o = q3tts(
+        &say_args(via_daemon.to_str().unwrap(), &model),
+        &s.socket(),
+        &s.handler(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains("in-process"), "{}", stderr(&o));
     let log = daemon.wait_log("[reload] \"Hello, world.\" -> daemon.wav (");
@@ -26,7 +38,11 @@ fn daemon_output_equals_in_process_output_and_the_fixture() {
 
     // In-process: a socket nobody listens on.
     let inproc = s.path("inproc.wav");
-    let o = q3tts(&say_args(inproc.to_str().unwrap(), &model), &s.path("none.sock"), &s.handler());
+    let o = q3tts(
+        &say_args(inproc.to_str().unwrap(), &model),
+        &s.path("none.sock"),
+        &s.handler(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("no daemon on"), "{}", stderr(&o));
 
@@ -46,7 +62,11 @@ fn stdout_stream_through_the_daemon_equals_the_file() {
     let model = tiny_model().display().to_string();
     let _daemon = Daemon::start(&s, &[]);
     let file = s.path("f.wav");
-    let o = q3tts(&say_args(file.to_str().unwrap(), &model), &s.socket(), &s.handler());
+    let o = q3tts(
+        &say_args(file.to_str().unwrap(), &model),
+        &s.socket(),
+        &s.handler(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let o = q3tts(&say_args("-", &model), &s.socket(), &s.handler());
     assert!(o.status.success(), "{}", stderr(&o));
@@ -72,7 +92,12 @@ fn relative_output_is_resolved_by_the_client_and_stdin_gives_the_text() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"Hello, world.").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Hello, world.")
+        .unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let reference = fixture_f32("text_to_wav_custom_voice.safetensors", "wav");
