@@ -66,11 +66,22 @@ impl Daemon {
     }
 
     pub fn start_with(s: &Scratch, extra: &[&str], tweak: impl FnOnce(&mut Command)) -> Daemon {
+        Daemon::start_model(s, Path::new(EXE), &tiny_model(), extra, tweak)
+    }
+
+    /// As `start_with`, running the binary `exe` and serving the model in `model`.
+    pub fn start_model(
+        s: &Scratch,
+        exe: &Path,
+        model: &Path,
+        extra: &[&str],
+        tweak: impl FnOnce(&mut Command),
+    ) -> Daemon {
         let log = s.path(&format!("daemon-{}.log", std::process::id()));
-        let mut cmd = Command::new(EXE);
+        let mut cmd = Command::new(exe);
         cmd.arg("serve")
             .arg("--model")
-            .arg(tiny_model())
+            .arg(model)
             .arg("--socket")
             .arg(s.socket())
             .arg("--handlers")

@@ -113,7 +113,15 @@ fn foreign_uid_is_refused() {
     let s = Scratch::new();
     let nobody = 65534;
     std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let d = Daemon::start_with(&s, &[], |cmd| {
+    // The unprivileged daemon may not be able to reach the checkout or the target directory
+    // (a 0700 parent directory), so it runs a copy of the binary and serves a copy of the tiny
+    // model, both inside the world-readable scratch directory.
+    let model = s.path("model");
+    copy_dir(&tiny_model(), &model);
+    let exe = s.path("q3tts");
+    std::fs::copy(EXE, &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = Daemon::start_model(&s, &exe, &model, &[], |cmd| {
         use std::os::unix::process::CommandExt;
         cmd.env("HOME", s.dir.path());
         unsafe {
@@ -138,4 +146,20 @@ fn foreign_uid_is_refused() {
         "{r}"
     );
     d.wait_log("[refused] connection from uid 0");
+}
+
+/// Copy a directory tree (regular files only), readable by everyone.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+            std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
 }
