@@ -22,7 +22,7 @@ fn main() -> q3tts_engine::Result<()> {
         DType::F32
     };
     let t0 = Instant::now();
-    let model = random_custom_voice(size, dtype, &Device::Cpu, 7)?;
+    let model = random_custom_voice(size, dtype, Default::default(), &Device::Cpu, 7)?;
     println!(
         "{size:?} {dtype:?}: random weights built in {:.1} s",
         t0.elapsed().as_secs_f64()

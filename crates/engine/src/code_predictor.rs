@@ -3,12 +3,12 @@
 //! stack, a fresh KV cache per frame, one `lm_head` per codebook.
 
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{linear, linear_no_bias, Linear, VarBuilder};
+use candle_nn::VarBuilder;
 use rand_chacha::ChaCha8Rng;
 
 use crate::config::{TalkerConfig, CODE_GROUPS};
 use crate::sampling::{choose, warp, SamplerParams};
-use crate::transformer::DecoderStack;
+use crate::transformer::{linear_b, linear_no_bias, DecoderStack, Linear, WeightFormat};
 
 /// What one frame's prediction looked like, for fidelity tests.
 #[derive(Clone, Debug, Default)]
@@ -30,7 +30,7 @@ pub struct CodePredictor {
 impl CodePredictor {
     /// Load from `talker.code_predictor`. `small_to_mtp_projection` exists only when the talker
     /// and code-predictor widths differ (1.7B); otherwise it is the identity, as in the reference.
-    pub fn load(cfg: &TalkerConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn load(cfg: &TalkerConfig, vb: VarBuilder, format: WeightFormat) -> Result<Self> {
         let cp = &cfg.code_predictor_config;
         let (ht, hc) = (cfg.stack.hidden_size, cp.hidden_size);
         let m = vb.pp("model");
@@ -39,17 +39,23 @@ impl CodePredictor {
             .map(|g| m.get((cp.vocab_size, ht), &format!("codec_embedding.{g}.weight")))
             .collect::<Result<Vec<_>>>()?;
         let lm_head = (0..groups)
-            .map(|g| linear_no_bias(hc, cp.vocab_size, vb.pp(format!("lm_head.{g}"))))
+            .map(|g| linear_no_bias(hc, cp.vocab_size, vb.pp(format!("lm_head.{g}")), format))
             .collect::<Result<Vec<_>>>()?;
         let projection = if ht != hc {
-            Some(linear(ht, hc, vb.pp("small_to_mtp_projection"))?)
+            Some(linear_b(
+                ht,
+                hc,
+                true,
+                vb.pp("small_to_mtp_projection"),
+                format,
+            )?)
         } else {
             None
         };
         Ok(Self {
             codec_embedding,
             projection,
-            model: DecoderStack::load(cp, m)?,
+            model: DecoderStack::load(cp, m, format)?,
             lm_head,
         })
     }
@@ -90,12 +96,48 @@ impl CodePredictor {
         rng: &mut ChaCha8Rng,
         mut trace: Option<&mut FrameTrace>,
     ) -> Result<[u32; CODE_GROUPS - 1]> {
+        if let Some(t) = trace.as_deref_mut() {
+            t.inputs = Some(Tensor::cat(&[talker_hidden, c0_embed], 1)?.squeeze(0)?);
+        }
+        self.run(talker_hidden, c0_embed, |_, logits| {
+            if let Some(t) = trace.as_deref_mut() {
+                t.raw_logits.push(logits.clone());
+            }
+            let mut scores = logits;
+            warp(&mut scores, params);
+            choose(&scores, params, rng)
+        })
+    }
+
+    /// Teacher forcing: the raw logits of each of the 15 heads when `codes` (codebooks 1..15)
+    /// are fed instead of sampled ones.
+    pub fn forced_logits(
+        &self,
+        talker_hidden: &Tensor,
+        c0_embed: &Tensor,
+        codes: &[u32],
+    ) -> Result<Vec<Vec<f32>>> {
+        if codes.len() != CODE_GROUPS - 1 {
+            candle_core::bail!("{} codes given for {} heads", codes.len(), CODE_GROUPS - 1);
+        }
+        let mut all = Vec::new();
+        self.run(talker_hidden, c0_embed, |g, logits| {
+            all.push(logits);
+            codes[g]
+        })?;
+        Ok(all)
+    }
+
+    /// The 15 passes: `pick(head, raw logits)` chooses each code, which is fed to the next pass.
+    fn run(
+        &self,
+        talker_hidden: &Tensor,
+        c0_embed: &Tensor,
+        mut pick: impl FnMut(usize, Vec<f32>) -> u32,
+    ) -> Result<[u32; CODE_GROUPS - 1]> {
         // Two input positions plus one per fed code: exactly CODE_GROUPS positions.
         let mut caches = self.model.new_caches(CODE_GROUPS);
         let mut x = Tensor::cat(&[talker_hidden, c0_embed], 1)?;
-        if let Some(t) = trace.as_deref_mut() {
-            t.inputs = Some(x.squeeze(0)?);
-        }
         let mut codes = [0u32; CODE_GROUPS - 1];
         for (g, code) in codes.iter_mut().enumerate() {
             let h = self.model.forward(&self.project(&x)?, &mut caches)?;
@@ -105,12 +147,7 @@ impl CodePredictor {
                 .flatten_all()?
                 .to_dtype(DType::F32)?
                 .to_vec1()?;
-            if let Some(t) = trace.as_deref_mut() {
-                t.raw_logits.push(logits.clone());
-            }
-            let mut scores = logits;
-            warp(&mut scores, params);
-            *code = choose(&scores, params, rng);
+            *code = pick(g, logits);
             if g + 1 < CODE_GROUPS - 1 {
                 x = self.embed(g + 1, &[*code])?.unsqueeze(0)?;
             }

@@ -162,6 +162,45 @@ impl Generator {
     }
 }
 
+/// One teacher-forced step: the raw logits the model gave while `frame` was fed.
+#[derive(Clone, Debug)]
+pub struct ForcedStep {
+    /// Talker logits before the frame was chosen (over the codec vocab).
+    pub talker: Vec<f32>,
+    /// Each code-predictor head's logits, with the frame's codes fed pass by pass.
+    pub code_predictor: Vec<Vec<f32>>,
+}
+
+impl Generator {
+    /// Teacher forcing: record this step's raw logits, then feed `frame` (instead of sampling
+    /// one) to the code predictor and the talker. For comparing precisions step by step on the
+    /// same token sequence.
+    pub fn force_frame(
+        &mut self,
+        talker: &Talker,
+        cp: &CodePredictor,
+        frame: &Frame,
+    ) -> Result<ForcedStep> {
+        let c0_embed = talker.embed_codec(&[frame[0]])?.unsqueeze(0)?;
+        let step = ForcedStep {
+            talker: self.logits.clone(),
+            code_predictor: cp.forced_logits(&self.hidden, &c0_embed, &frame[1..])?,
+        };
+        self.history.push(frame[0]);
+        let text = if self.step < self.trailing.dim(0)? {
+            self.trailing.narrow(0, self.step, 1)?
+        } else {
+            self.pad.clone()
+        };
+        let x = (frame_embeddings(talker, cp, &[*frame])? + text)?.unsqueeze(0)?;
+        let h = talker.forward(&x, &mut self.caches)?;
+        self.logits = logits_vec(talker, &h)?;
+        self.hidden = h;
+        self.step += 1;
+        Ok(step)
+    }
+}
+
 fn logits_vec(talker: &Talker, h: &Tensor) -> Result<Vec<f32>> {
     Ok(talker
         .logits(h)?

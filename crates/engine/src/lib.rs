@@ -56,6 +56,7 @@ pub use error::{Error, Result};
 pub use generate::Frame;
 pub use model::{LoadOptions, Model, ModelInfo, ModelParts, Session, SessionStats, Variant};
 pub use request::{RefAudio, SamplingOptions, SynthesisRequest};
+pub use transformer::WeightFormat;
 
 /// Output sample rate of every released 12 Hz model.
 pub const SAMPLE_RATE: u32 = 24_000;

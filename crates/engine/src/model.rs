@@ -12,15 +12,17 @@ use candle_nn::VarBuilder;
 use crate::code_predictor::CodePredictor;
 use crate::codec::Codec;
 use crate::config::{GenerationConfig, ModelConfig};
-use crate::generate::{Frame, GenerationParams, GenerationTrace, Generator};
+use crate::generate::{ForcedStep, Frame, GenerationParams, GenerationTrace, Generator};
 use crate::plan::{Plan, Planner, VoicePlan};
 use crate::prompt::{IclInputs, Prompt, PromptInputs, SpeakerSlot};
 use crate::talker::Talker;
 use crate::text_tokenizer::TextTokenizer;
+use crate::transformer::WeightFormat;
 use crate::voice_clone::{load_speaker_encoder, XVectorSource};
 use crate::weights::{without_backtrace, WeightFiles};
 use crate::{CancelToken, Error, Result, SynthesisRequest, SAMPLE_RATE};
 
+use crate::session::SessionStart;
 pub use crate::session::{Session, SessionStats};
 
 /// Which released checkpoint family a directory holds (`tts_model_type` in config.json).
@@ -57,6 +59,9 @@ pub struct LoadOptions {
     pub device: Device,
     /// Compute dtype for the talker and code predictor (F32 or BF16). The codec stays F32.
     pub dtype: DType,
+    /// How the talker's and code predictor's linear layers keep their weights: as `dtype`, or
+    /// in 8 bits (with `dtype` F32 for everything else).
+    pub weights: WeightFormat,
 }
 
 impl Default for LoadOptions {
@@ -64,6 +69,7 @@ impl Default for LoadOptions {
         Self {
             device: Device::Cpu,
             dtype: DType::F32,
+            weights: WeightFormat::Float,
         }
     }
 }
@@ -75,7 +81,7 @@ pub struct ModelInfo {
     pub variant: Variant,
     /// "0.6B" or "1.7B" (from `tts_model_size`).
     pub size: String,
-    /// "f32" or "bf16".
+    /// "f32", "bf16", or "int8" (8-bit linear weights, f32 activations).
     pub dtype: String,
     /// Speaker names (lowercase), sorted; empty unless CustomVoice.
     pub speakers: Vec<String>,
@@ -100,6 +106,8 @@ pub struct ModelParts {
     /// Keep the text-embedding table in this dtype (the checkpoint's, when it is narrower than
     /// `dtype`) to save memory; `None` stores it in `dtype`.
     pub text_embedding_dtype: Option<DType>,
+    /// How the linear layers keep their weights.
+    pub weights_format: WeightFormat,
     pub codec: Codec,
 }
 
@@ -135,6 +143,11 @@ impl Model {
                 opts.dtype
             )));
         }
+        if opts.weights == WeightFormat::Int8 && opts.dtype != DType::F32 {
+            return Err(Error::InvalidRequest(
+                "8-bit weights compute in f32: load them with dtype f32".into(),
+            ));
+        }
         let config = ModelConfig::load(&dir.join("config.json"))?;
         let generation = GenerationConfig::load(&dir.join("generation_config.json"))?;
         let tokenizer = TextTokenizer::load(dir)?;
@@ -152,6 +165,7 @@ impl Model {
             weights,
             dtype: opts.dtype,
             text_embedding_dtype,
+            weights_format: opts.weights,
             codec,
         };
         Model::from_parts(parts).map_err(|e| match e {
@@ -174,9 +188,10 @@ impl Model {
             ),
         })?;
         let tc = &cfg.talker_config;
-        let talker =
-            Talker::load_with_table_dtype(tc, p.weights.pp("talker"), p.text_embedding_dtype)?;
-        let code_predictor = CodePredictor::load(tc, p.weights.pp("talker").pp("code_predictor"))?;
+        let format = p.weights_format;
+        let talker = Talker::load_with(tc, p.weights.pp("talker"), p.text_embedding_dtype, format)?;
+        let code_predictor =
+            CodePredictor::load(tc, p.weights.pp("talker").pp("code_predictor"), format)?;
         let cp_vocab = tc.code_predictor_config.vocab_size;
         if p.codec.codebook_size() != cp_vocab {
             return Err(Error::Malformed {
@@ -217,9 +232,10 @@ impl Model {
             path: p.path.clone(),
             variant,
             size,
-            dtype: match p.dtype {
-                DType::BF16 => "bf16".into(),
-                DType::F16 => "f16".into(),
+            dtype: match (p.weights_format, p.dtype) {
+                (WeightFormat::Int8, _) => "int8".into(),
+                (_, DType::BF16) => "bf16".into(),
+                (_, DType::F16) => "f16".into(),
                 _ => "f32".into(),
             },
             speakers,
@@ -406,6 +422,22 @@ impl Model {
         Generator::new(&self.inner.talker, prompt, params, trace)
     }
 
+    /// Teacher forcing: feed `frames` as the request's generated frames and return the raw
+    /// logits the model gave at each step (see [`Generator::force_frame`]).
+    pub fn forced_logits(
+        &self,
+        req: &SynthesisRequest,
+        frames: &[Frame],
+    ) -> Result<Vec<ForcedStep>> {
+        let plan = self.plan(req)?;
+        let prompt = self.build_prompt(&self.prompt_inputs(&plan, req)?)?;
+        let mut g = self.start_generation(&prompt, plan.params, false)?;
+        frames
+            .iter()
+            .map(|f| g.force_frame(&self.inner.talker, &self.inner.code_predictor, f))
+            .collect()
+    }
+
     /// Next frame of a generator started by this model.
     pub fn next_frame(&self, generator: &mut Generator) -> Result<Option<Frame>> {
         generator.next_frame(&self.inner.talker, &self.inner.code_predictor)
@@ -467,18 +499,18 @@ impl Model {
                 .decode_chunk(&mut decoder, &icl.ref_codes)?;
             decoder_ms += t0.elapsed().as_secs_f64() * 1e3;
         }
-        Ok(Session::new(
-            self.clone(),
+        Session::start(SessionStart {
+            model: self.clone(),
             generator,
             decoder,
-            req.first_chunk_frames.unwrap_or(req.chunk_frames),
-            req.chunk_frames,
+            first_chunk_frames: req.first_chunk_frames.unwrap_or(req.chunk_frames),
+            chunk_frames: req.chunk_frames,
             cancel,
             seed,
-            plan.notes,
+            notes: plan.notes,
             started,
             decoder_ms,
-        ))
+        })
     }
 }
 

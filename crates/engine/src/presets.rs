@@ -14,6 +14,7 @@ use crate::codec::random::random_var_builder;
 use crate::codec::{Codec, CodecConfig};
 use crate::config::{GenerationConfig, ModelConfig};
 use crate::text_tokenizer::TextTokenizer;
+use crate::transformer::WeightFormat;
 use crate::{Model, ModelParts, Result};
 
 /// A released model size.
@@ -167,6 +168,7 @@ fn byte_symbol(b: u8) -> char {
 pub fn random_custom_voice(
     size: RealSize,
     dtype: DType,
+    weights_format: WeightFormat,
     device: &Device,
     seed: u64,
 ) -> Result<Model> {
@@ -190,6 +192,7 @@ pub fn random_custom_voice(
         weights: vb,
         dtype,
         text_embedding_dtype: None,
+        weights_format,
         codec,
     })
 }

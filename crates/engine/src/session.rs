@@ -1,88 +1,165 @@
-//! One utterance in progress: pulls frames from the generator, checks the cancel token every
-//! frame, and every `chunk_frames` frames decodes them through the codec's carried-state
-//! decoder into an [`AudioChunk`] of exactly frames × 1920 samples.
+//! One utterance in progress, as a two-stage pipeline. Generation (talker + code predictor) and
+//! decoding (the codec's carried-state streaming decoder) each run on their own thread with
+//! their own small rayon pool, so the decoder works on one core while generation streams the
+//! weights through the other(s):
+//!
+//! ```text
+//!  generation thread ──frames──▶ decoder thread ──chunks──▶ Session::next (the caller)
+//! ```
+//!
+//! Generation runs ahead of the decoder (frames are 64 bytes); the decoder emits a chunk of
+//! exactly `chunk_frames` frames (the first of `first_chunk_frames`, the last may be shorter),
+//! and at most [`MAX_CHUNKS_AHEAD`] chunks wait for a slow consumer. Both stages check the
+//! cancel token every frame; `next` checks it before handing out anything, so after a cancel the
+//! caller gets one `Err(Error::Cancelled)` and nothing more. Dropping the session stops both
+//! stages and waits for them (at most the frame in progress).
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::codec::DecoderState;
 use crate::generate::{Frame, Generator};
 use crate::model::Model;
 use crate::{AudioChunk, CancelToken, Error, Result, SAMPLE_RATE};
 
+/// Decoded chunks allowed to wait for the consumer before the decoder pauses.
+pub const MAX_CHUNKS_AHEAD: usize = 64;
+/// How often a waiting `next` looks at the cancel token.
+const CANCEL_POLL: Duration = Duration::from_millis(10);
+
 /// Per-session timings, for the bench and status maps.
 #[derive(Clone, Debug, Default)]
 pub struct SessionStats {
     pub prefill_ms: f64,
+    /// Generation time so far (both stages keep counting while the consumer waits).
     pub talker_ms: f64,
     pub code_predictor_ms: f64,
     pub decoder_ms: f64,
+    /// Frames handed to the caller so far (in chunks returned by `next`).
     pub frames: usize,
+    /// Frames generated so far (may run ahead of `frames`).
+    pub generated_frames: usize,
+    /// Seconds from the request to the first decoded chunk.
     pub first_chunk_s: Option<f64>,
 }
 
-/// One utterance in progress. Iterating pulls frames from the model and yields decoded chunks of
-/// `chunk_frames` frames (the first has `first_chunk_frames`, the last may be shorter). Returns `Err(Error::Cancelled)` once if the
-/// token is cancelled, then ends.
+/// How the two stages split the threads of the pool the session is started from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StageThreads {
+    pub generation: usize,
+    pub decoder: usize,
+}
+
+impl StageThreads {
+    /// A quarter of `threads` (at least one) decodes, the rest (at least one) generates: on two
+    /// cores, one each.
+    pub fn split(threads: usize) -> Self {
+        let decoder = (threads / 4).max(1);
+        StageThreads {
+            generation: threads.saturating_sub(decoder).max(1),
+            decoder,
+        }
+    }
+}
+
+/// What the decoder stage sends to the caller.
+enum Output {
+    Chunk { wav: Vec<f32>, frames: Vec<Frame> },
+    Failed(Error),
+    Finished,
+}
+
+/// Everything a session needs to start its stages.
+pub(crate) struct SessionStart {
+    pub model: Model,
+    pub generator: Generator,
+    pub decoder: DecoderState,
+    pub first_chunk_frames: usize,
+    pub chunk_frames: usize,
+    pub cancel: CancelToken,
+    pub seed: u64,
+    pub notes: Vec<String>,
+    pub started: Instant,
+    /// Decoder time already spent (priming with reference codes).
+    pub decoder_ms: f64,
+}
+
+/// One utterance in progress. Iterating yields decoded chunks. Returns `Err(Error::Cancelled)`
+/// once if the token is cancelled, then ends.
 pub struct Session {
     model: Model,
     seed: u64,
-    stats: SessionStats,
-    generator: Generator,
-    decoder: DecoderState,
-    first_chunk_frames: usize,
-    chunk_frames: usize,
-    chunks: usize,
-    pending: Vec<Frame>,
-    codes: Vec<Frame>,
-    cancel: CancelToken,
     notes: Vec<String>,
-    started: Instant,
+    stats: Arc<Mutex<SessionStats>>,
+    codes: Vec<Frame>,
+    output: Option<Receiver<Output>>,
+    stop: Arc<AtomicBool>,
+    cancel: CancelToken,
+    stages: Vec<JoinHandle<()>>,
     done: bool,
 }
 
 impl Session {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        model: Model,
-        generator: Generator,
-        decoder: DecoderState,
-        first_chunk_frames: usize,
-        chunk_frames: usize,
-        cancel: CancelToken,
-        seed: u64,
-        notes: Vec<String>,
-        started: Instant,
-        decoder_ms: f64,
-    ) -> Self {
-        let stats = SessionStats {
-            prefill_ms: generator.times.prefill_ms,
-            decoder_ms,
+    pub(crate) fn start(s: SessionStart) -> Result<Self> {
+        let stats = Arc::new(Mutex::new(SessionStats {
+            prefill_ms: s.generator.times.prefill_ms,
+            decoder_ms: s.decoder_ms,
             ..SessionStats::default()
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = StageThreads::split(rayon::current_num_threads());
+        let (frame_tx, frame_rx) = mpsc::channel();
+        let (out_tx, out_rx) = mpsc::sync_channel(MAX_CHUNKS_AHEAD);
+        let generation = GenerationStage {
+            model: s.model.clone(),
+            generator: s.generator,
+            frames: frame_tx,
+            stats: stats.clone(),
+            cancel: s.cancel.clone(),
+            stop: stop.clone(),
         };
-        Self {
-            model,
-            seed,
+        let decoding = DecoderStage {
+            model: s.model.clone(),
+            state: s.decoder,
+            frames: frame_rx,
+            output: out_tx,
+            first_chunk_frames: s.first_chunk_frames.max(1),
+            chunk_frames: s.chunk_frames.max(1),
+            stats: stats.clone(),
+            started: s.started,
+            cancel: s.cancel.clone(),
+            stop: stop.clone(),
+        };
+        let stages = vec![
+            spawn_stage("q3tts-generate", threads.generation, move || {
+                generation.run()
+            })?,
+            spawn_stage("q3tts-decode", threads.decoder, move || decoding.run())?,
+        ];
+        Ok(Self {
+            model: s.model,
+            seed: s.seed,
+            notes: s.notes,
             stats,
-            generator,
-            decoder,
-            first_chunk_frames: first_chunk_frames.max(1),
-            chunk_frames: chunk_frames.max(1),
-            chunks: 0,
-            pending: Vec::new(),
             codes: Vec::new(),
-            cancel,
-            notes,
-            started,
+            output: Some(out_rx),
+            stop,
+            cancel: s.cancel,
+            stages,
             done: false,
-        }
+        })
     }
 
     /// The seed actually used (the request's, or the fresh one chosen for it).
     pub fn seed(&self) -> u64 {
         self.seed
     }
-    pub fn stats(&self) -> &SessionStats {
-        &self.stats
+    /// Timings and counts so far.
+    pub fn stats(&self) -> SessionStats {
+        lock(&self.stats).clone()
     }
     pub fn model(&self) -> &Model {
         &self.model
@@ -92,32 +169,19 @@ impl Session {
     pub fn notes(&self) -> &[String] {
         &self.notes
     }
-    /// Every frame generated so far.
+    /// The codes of every frame handed out so far.
     pub fn codes(&self) -> &[Frame] {
         &self.codes
     }
 
-    fn decode_pending(&mut self) -> Result<AudioChunk> {
-        let t0 = Instant::now();
-        let frames = std::mem::take(&mut self.pending);
-        self.chunks += 1;
-        let wav = self
-            .model
-            .codec()
-            .decode_chunk(&mut self.decoder, &frames)?;
-        self.stats.decoder_ms += t0.elapsed().as_secs_f64() * 1e3;
-        if self.stats.first_chunk_s.is_none() {
-            self.stats.first_chunk_s = Some(self.started.elapsed().as_secs_f64());
+    fn finish(&mut self) {
+        self.done = true;
+        self.stop.store(true, Ordering::SeqCst);
+        // Dropping the receiver unblocks a decoder waiting for room; then both stages end.
+        self.output = None;
+        for stage in self.stages.drain(..) {
+            let _ = stage.join();
         }
-        Ok(AudioChunk::new(wav, SAMPLE_RATE))
-    }
-
-    fn step(&mut self) -> Result<Option<Frame>> {
-        let f = self.model.next_frame(&mut self.generator)?;
-        let t = self.generator.times;
-        self.stats.talker_ms = t.talker_ms;
-        self.stats.code_predictor_ms = t.code_predictor_ms;
-        Ok(f)
     }
 }
 
@@ -129,40 +193,207 @@ impl Iterator for Session {
         }
         loop {
             if self.cancel.is_cancelled() {
-                self.done = true;
-                self.pending.clear();
+                self.finish();
                 return Some(Err(Error::Cancelled));
             }
-            match self.step() {
-                Ok(Some(frame)) => {
-                    self.codes.push(frame);
-                    self.pending.push(frame);
-                    self.stats.frames += 1;
-                    let want = if self.chunks == 0 {
-                        self.first_chunk_frames
-                    } else {
-                        self.chunk_frames
-                    };
-                    if self.pending.len() >= want {
-                        let r = self.decode_pending();
-                        if r.is_err() {
-                            self.done = true;
-                        }
-                        return Some(r);
-                    }
+            let received = match &self.output {
+                Some(rx) => rx.recv_timeout(CANCEL_POLL),
+                None => Err(RecvTimeoutError::Disconnected),
+            };
+            match received {
+                Err(RecvTimeoutError::Timeout) => continue,
+                Ok(Output::Chunk { wav, frames }) => {
+                    lock(&self.stats).frames += frames.len();
+                    self.codes.extend(frames);
+                    return Some(Ok(AudioChunk::new(wav, SAMPLE_RATE)));
                 }
-                Ok(None) => {
-                    self.done = true;
-                    if self.pending.is_empty() {
-                        return None;
-                    }
-                    return Some(self.decode_pending());
-                }
-                Err(e) => {
-                    self.done = true;
+                Ok(Output::Failed(e)) => {
+                    self.finish();
                     return Some(Err(e));
+                }
+                Ok(Output::Finished) => {
+                    self.finish();
+                    return None;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.finish();
+                    if self.cancel.is_cancelled() {
+                        return Some(Err(Error::Cancelled));
+                    }
+                    return Some(Err(Error::Tensor(candle_core::Error::Msg(
+                        "the synthesis pipeline stopped without finishing (a stage panicked)"
+                            .into(),
+                    ))));
                 }
             }
         }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+fn lock(stats: &Mutex<SessionStats>) -> std::sync::MutexGuard<'_, SessionStats> {
+    stats
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs `work` on a new thread inside a rayon pool of `threads` threads, so that the kernels it
+/// calls split their work over exactly those threads (one thread: no hand-offs at all).
+fn spawn_stage(
+    name: &str,
+    threads: usize,
+    work: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name({
+            let name = name.to_string();
+            move |i| format!("{name}-{i}")
+        })
+        .build()
+        .map_err(|e| Error::Tensor(candle_core::Error::Msg(format!("thread pool: {e}"))))?;
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || pool.install(work))
+        .map_err(|e| {
+            Error::Tensor(candle_core::Error::Msg(format!(
+                "cannot start a thread: {e}"
+            )))
+        })
+}
+
+/// Stage 1: frames from the talker and code predictor, as fast as they come.
+struct GenerationStage {
+    model: Model,
+    generator: Generator,
+    frames: Sender<Result<Frame>>,
+    stats: Arc<Mutex<SessionStats>>,
+    cancel: CancelToken,
+    stop: Arc<AtomicBool>,
+}
+
+impl GenerationStage {
+    fn run(mut self) {
+        while !self.cancel.is_cancelled() && !self.stop.load(Ordering::SeqCst) {
+            let next = self.model.next_frame(&mut self.generator);
+            {
+                let t = self.generator.times;
+                let mut s = lock(&self.stats);
+                s.talker_ms = t.talker_ms;
+                s.code_predictor_ms = t.code_predictor_ms;
+                if let Ok(Some(_)) = next {
+                    s.generated_frames += 1;
+                }
+            }
+            let sent = match next {
+                Ok(Some(frame)) => self.frames.send(Ok(frame)),
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = self.frames.send(Err(e));
+                    return;
+                }
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Stage 2: chunks of frames through the streaming decoder.
+struct DecoderStage {
+    model: Model,
+    state: DecoderState,
+    frames: Receiver<Result<Frame>>,
+    output: SyncSender<Output>,
+    first_chunk_frames: usize,
+    chunk_frames: usize,
+    stats: Arc<Mutex<SessionStats>>,
+    started: Instant,
+    cancel: CancelToken,
+    stop: Arc<AtomicBool>,
+}
+
+impl DecoderStage {
+    fn run(mut self) {
+        let mut pending = Vec::new();
+        let mut chunks = 0;
+        loop {
+            if self.cancel.is_cancelled() || self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let want = if chunks == 0 {
+                self.first_chunk_frames
+            } else {
+                self.chunk_frames
+            };
+            match self.frames.recv() {
+                Ok(Ok(frame)) => {
+                    pending.push(frame);
+                    if pending.len() >= want {
+                        chunks += 1;
+                        if !self.decode(std::mem::take(&mut pending)) {
+                            return;
+                        }
+                    }
+                }
+                Ok(Err(e)) => {
+                    let _ = self.output.send(Output::Failed(e));
+                    return;
+                }
+                // Generation ended: the last, shorter chunk, then the end.
+                Err(_) => {
+                    if self.cancel.is_cancelled() || self.stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if !pending.is_empty() && !self.decode(std::mem::take(&mut pending)) {
+                        return;
+                    }
+                    let _ = self.output.send(Output::Finished);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Decode `frames` and send the chunk; false once nothing more should be sent.
+    fn decode(&mut self, frames: Vec<Frame>) -> bool {
+        let t0 = Instant::now();
+        let wav = self.model.codec().decode_chunk(&mut self.state, &frames);
+        {
+            let mut s = lock(&self.stats);
+            s.decoder_ms += t0.elapsed().as_secs_f64() * 1e3;
+            if s.first_chunk_s.is_none() {
+                s.first_chunk_s = Some(self.started.elapsed().as_secs_f64());
+            }
+        }
+        let msg = match wav {
+            Ok(wav) => Output::Chunk { wav, frames },
+            Err(e) => Output::Failed(e),
+        };
+        let failed = matches!(msg, Output::Failed(_));
+        self.output.send(msg).is_ok() && !failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StageThreads;
+
+    #[test]
+    fn threads_split_one_decoder_per_four() {
+        let s = |n| {
+            let t = StageThreads::split(n);
+            (t.generation, t.decoder)
+        };
+        assert_eq!(s(1), (1, 1));
+        assert_eq!(s(2), (1, 1));
+        assert_eq!(s(4), (3, 1));
+        assert_eq!(s(16), (12, 4));
     }
 }

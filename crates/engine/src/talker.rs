@@ -3,10 +3,10 @@
 
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache;
-use candle_nn::{linear, linear_no_bias, Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 use crate::config::TalkerConfig;
-use crate::transformer::DecoderStack;
+use crate::transformer::{linear_b, linear_no_bias, DecoderStack, Linear, WeightFormat};
 
 #[derive(Clone, Debug)]
 pub struct Talker {
@@ -22,16 +22,18 @@ pub struct Talker {
 impl Talker {
     /// Load from the `talker` prefix of model.safetensors.
     pub fn load(cfg: &TalkerConfig, vb: VarBuilder) -> Result<Self> {
-        Self::load_with_table_dtype(cfg, vb, None)
+        Self::load_with(cfg, vb, None, WeightFormat::Float)
     }
 
     /// As [`Talker::load`], but keep the (large: 151936 rows) text-embedding table in
-    /// `table_dtype` (e.g. the checkpoint's bf16) and convert only the rows looked up. Upcasting
-    /// bf16 to f32 is exact, so the results are the same as with an f32 table.
-    pub fn load_with_table_dtype(
+    /// `table_dtype` (e.g. the checkpoint's bf16) and convert only the rows looked up (upcasting
+    /// bf16 to f32 is exact, so the results are the same as with an f32 table), and the linear
+    /// layers' weights as `format` says.
+    pub fn load_with(
         cfg: &TalkerConfig,
         vb: VarBuilder,
         table_dtype: Option<DType>,
+        format: WeightFormat,
     ) -> Result<Self> {
         let h = cfg.stack.hidden_size;
         let th = cfg.text_hidden_size;
@@ -43,11 +45,11 @@ impl Talker {
         };
         Ok(Self {
             text_embedding: table_vb.get((cfg.text_vocab_size, th), "text_embedding.weight")?,
-            text_fc1: linear(th, th, tp.pp("linear_fc1"))?,
-            text_fc2: linear(th, h, tp.pp("linear_fc2"))?,
+            text_fc1: linear_b(th, th, true, tp.pp("linear_fc1"), format)?,
+            text_fc2: linear_b(th, h, true, tp.pp("linear_fc2"), format)?,
             codec_embedding: m.get((cfg.stack.vocab_size, h), "codec_embedding.weight")?,
-            model: DecoderStack::load(&cfg.stack, m.clone())?,
-            codec_head: linear_no_bias(h, cfg.stack.vocab_size, vb.pp("codec_head"))?,
+            model: DecoderStack::load(&cfg.stack, m.clone(), format)?,
+            codec_head: linear_no_bias(h, cfg.stack.vocab_size, vb.pp("codec_head"), format)?,
             hidden: h,
         })
     }
@@ -56,7 +58,7 @@ impl Talker {
         self.hidden
     }
 
-    /// The dtype the text-embedding table is kept in (see [`Talker::load_with_table_dtype`]).
+    /// The dtype the text-embedding table is kept in (see [`Talker::load_with`]).
     pub fn text_table_dtype(&self) -> DType {
         self.text_embedding.dtype()
     }

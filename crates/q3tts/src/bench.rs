@@ -10,12 +10,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use candle_core::{DType, Device};
+use candle_core::Device;
 use clap::Args;
 use q3tts_engine::bench::{bandwidth, checkpoint, traffic::FrameTraffic};
 use q3tts_engine::presets::{random_custom_voice, RealSize};
 use q3tts_engine::{
-    CancelToken, Model, SamplingOptions, SynthesisRequest, SAMPLES_PER_FRAME, SAMPLE_RATE,
+    CancelToken, Model, SamplingOptions, SynthesisRequest, WeightFormat, SAMPLES_PER_FRAME,
+    SAMPLE_RATE,
 };
 use serde_json::{json, Value};
 
@@ -100,16 +101,17 @@ pub fn run(args: &BenchArgs, common: &Common) -> anyhow::Result<i32> {
         );
         return Ok(crate::client::EXIT_OK);
     }
-    let dtype = model::parse_dtype(&common.dtype).map_err(|e| usage(e.to_string()))?;
+    let load = model::parse_dtype(&common.dtype).map_err(|e| usage(e.to_string()))?;
+    let dtype = load.dtype;
     let t0 = Instant::now();
     let (model, source) = match size {
         Some(s) => (
-            random_custom_voice(s, dtype, &Device::Cpu, SEED)?,
+            random_custom_voice(s, dtype, load.weights, &Device::Cpu, SEED)?,
             format!("random {}", size_name(s)),
         ),
         None => {
             let spec = model::spec_or_default(common.model.as_deref());
-            let loaded = model::load(&spec, &model::LoadConfig { dtype })?;
+            let loaded = model::load(&spec, &load)?;
             (loaded.model, model::normalize_spec(&spec))
         }
     };
@@ -139,11 +141,16 @@ pub fn run(args: &BenchArgs, common: &Common) -> anyhow::Result<i32> {
     });
 
     let traffic = FrameTraffic::of(model.config());
-    let bytes_per_frame = traffic.bytes_per_frame(dtype.size_in_bytes());
+    let bytes_per_param = match load.weights {
+        // One byte per weight plus one f32 scale per block of 64.
+        WeightFormat::Int8 => 1.0 + 4.0 / 64.0,
+        WeightFormat::Float => dtype.size_in_bytes() as f64,
+    };
+    let bytes_per_frame = (traffic.params_per_frame() as f64 * bytes_per_param) as usize;
     let mut out = figures(&runs);
     let gen_fps = out["frames_per_s"].as_f64().unwrap_or(0.0);
     let extra = json!({
-        "model": source, "dtype": dtype_name(dtype), "threads": threads, "frames": args.frames,
+        "model": source, "dtype": model.info().dtype.clone(), "threads": threads, "frames": args.frames,
         "first_chunk_frames": args.first_chunk, "chunk_frames": args.chunk, "runs": args.runs,
         "warmup": args.warmup, "prompt_positions": positions, "build_s": build_s,
         "weight_bytes_per_frame": bytes_per_frame,
@@ -338,13 +345,5 @@ fn size_name(s: RealSize) -> &'static str {
     match s {
         RealSize::B0_6 => "0.6B",
         RealSize::B1_7 => "1.7B",
-    }
-}
-
-fn dtype_name(d: DType) -> &'static str {
-    match d {
-        DType::BF16 => "bf16",
-        DType::F16 => "f16",
-        _ => "f32",
     }
 }

@@ -65,9 +65,7 @@ pub fn main() -> i32 {
 }
 
 fn load_config(common: &Common) -> anyhow::Result<LoadConfig> {
-    Ok(LoadConfig {
-        dtype: model::parse_dtype(&common.dtype).map_err(|e| UsageError(e.to_string()))?,
-    })
+    Ok(model::parse_dtype(&common.dtype).map_err(|e| UsageError(e.to_string()))?)
 }
 
 fn say(cli: &Cli) -> anyhow::Result<i32> {

@@ -7,17 +7,21 @@ use std::time::Instant;
 
 use anyhow::Context;
 use candle_core::DType;
-use q3tts_engine::{LoadOptions, Model};
+use q3tts_engine::{LoadOptions, Model, WeightFormat};
 
 /// How to load.
 #[derive(Clone, Debug)]
 pub struct LoadConfig {
     pub dtype: DType,
+    pub weights: WeightFormat,
 }
 
 impl Default for LoadConfig {
     fn default() -> Self {
-        LoadConfig { dtype: DType::F32 }
+        LoadConfig {
+            dtype: DType::F32,
+            weights: WeightFormat::Float,
+        }
     }
 }
 
@@ -48,6 +52,7 @@ pub fn load(spec: &str, cfg: &LoadConfig) -> anyhow::Result<Loaded> {
     let dir = resolve(spec)?;
     let opts = LoadOptions {
         dtype: cfg.dtype,
+        weights: cfg.weights,
         ..LoadOptions::default()
     };
     let model = Model::load(&dir, &opts)
@@ -69,11 +74,13 @@ pub fn resolve(spec: &str) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("cannot find the model {spec:?}"))
 }
 
-/// Parse `--dtype`.
-pub fn parse_dtype(s: &str) -> anyhow::Result<DType> {
-    match s.to_ascii_lowercase().as_str() {
-        "f32" | "float32" => Ok(DType::F32),
-        "bf16" | "bfloat16" => Ok(DType::BF16),
-        other => anyhow::bail!("unknown --dtype {other:?}: use f32 or bf16"),
-    }
+/// Parse `--dtype`: `f32`, `bf16`, or `int8` (8-bit linear weights, f32 for the rest).
+pub fn parse_dtype(s: &str) -> anyhow::Result<LoadConfig> {
+    let (dtype, weights) = match s.to_ascii_lowercase().as_str() {
+        "f32" | "float32" => (DType::F32, WeightFormat::Float),
+        "bf16" | "bfloat16" => (DType::BF16, WeightFormat::Float),
+        "int8" | "q8" => (DType::F32, WeightFormat::Int8),
+        other => anyhow::bail!("unknown --dtype {other:?}: use f32, bf16 or int8"),
+    };
+    Ok(LoadConfig { dtype, weights })
 }

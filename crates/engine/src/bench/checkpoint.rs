@@ -87,6 +87,7 @@ pub fn write_random_custom_voice(dir: &Path, size: RealSize, seed: u64) -> Resul
         weights: vb,
         dtype: DType::BF16,
         text_embedding_dtype: None,
+        weights_format: Default::default(),
         codec,
     })?;
     drop(model);

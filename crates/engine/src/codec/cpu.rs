@@ -66,7 +66,7 @@ pub(crate) fn conv1d(
         }
         y
     })?;
-    let threads = candle_core::utils::get_num_threads();
+    let threads = rayon::current_num_threads();
     with_f32(x, |xs| {
         with_f32(taps, |ws| {
             let (xp, wp, yp) = (

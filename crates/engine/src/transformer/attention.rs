@@ -5,7 +5,7 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache;
 use candle_nn::VarBuilder;
 
-use super::fast_linear::{linear_b, Linear};
+use super::fast_linear::{linear_b, Linear, WeightFormat};
 
 use super::norm::RmsNorm;
 use super::rotary::Rotary;
@@ -31,15 +31,15 @@ pub struct Attention {
 }
 
 impl Attention {
-    pub fn load(cfg: &StackConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn load(cfg: &StackConfig, vb: VarBuilder, format: WeightFormat) -> Result<Self> {
         let (h, d) = (cfg.hidden_size, cfg.head_dim());
         let (nh, nkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
         let bias = cfg.attention_bias;
         Ok(Self {
-            q_proj: linear_b(h, nh * d, bias, vb.pp("q_proj"))?,
-            k_proj: linear_b(h, nkv * d, bias, vb.pp("k_proj"))?,
-            v_proj: linear_b(h, nkv * d, bias, vb.pp("v_proj"))?,
-            o_proj: linear_b(nh * d, h, bias, vb.pp("o_proj"))?,
+            q_proj: linear_b(h, nh * d, bias, vb.pp("q_proj"), format)?,
+            k_proj: linear_b(h, nkv * d, bias, vb.pp("k_proj"), format)?,
+            v_proj: linear_b(h, nkv * d, bias, vb.pp("v_proj"), format)?,
+            o_proj: linear_b(nh * d, h, bias, vb.pp("o_proj"), format)?,
             q_norm: RmsNorm::load(d, cfg.rms_norm_eps, vb.pp("q_norm"))?,
             k_norm: RmsNorm::load(d, cfg.rms_norm_eps, vb.pp("k_norm"))?,
             heads: nh,

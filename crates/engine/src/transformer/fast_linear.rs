@@ -6,52 +6,127 @@
 //! reading the weights, and a general GEMM spends much of its time packing them.
 
 use candle_core::{CpuStorage, DType, Module, Result, Storage, Tensor};
+use std::sync::Arc;
+
 use candle_nn::VarBuilder;
+
 use rayon::prelude::*;
 
+use super::int8::Int8Matrix;
 use crate::codec::cpu::{linear_rows, SMALL_ROWS};
+
+/// How a linear layer keeps its weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// In the compute dtype (f32 or bf16), as loaded.
+    #[default]
+    Float,
+    /// 8-bit blocks ([`Int8Matrix`]); activations stay f32.
+    Int8,
+}
 
 #[derive(Clone, Debug)]
 pub struct Linear {
-    inner: candle_nn::Linear,
+    inner: Inner,
     bias_v: Option<Vec<f32>>,
+}
+
+#[derive(Clone, Debug)]
+enum Inner {
+    Float(candle_nn::Linear),
+    Int8 {
+        weight: Arc<Int8Matrix>,
+        bias: Option<Tensor>,
+    },
 }
 
 impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
+        Self::with_format(weight, bias, WeightFormat::Float)
+    }
+
+    /// `weight` `[out, in]` kept as `format` says (quantised right away for int8, so the float
+    /// copy is dropped as soon as this returns).
+    pub fn with_format(weight: Tensor, bias: Option<Tensor>, format: WeightFormat) -> Result<Self> {
         let bias_v = match &bias {
             Some(b) => Some(b.to_dtype(DType::F32)?.to_vec1::<f32>()?),
             _ => None,
         };
-        Ok(Self {
-            inner: candle_nn::Linear::new(weight, bias),
-            bias_v,
-        })
+        let inner = match format {
+            WeightFormat::Float => Inner::Float(candle_nn::Linear::new(weight, bias)),
+            WeightFormat::Int8 => {
+                let (rows, cols) = weight.dims2()?;
+                let w = weight
+                    .to_dtype(DType::F32)?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                Inner::Int8 {
+                    weight: Arc::new(Int8Matrix::quantize(&w, rows, cols)),
+                    bias,
+                }
+            }
+        };
+        Ok(Self { inner, bias_v })
     }
 
-    pub fn weight(&self) -> &Tensor {
-        self.inner.weight()
+    /// Bytes of weight (and bias) memory this layer holds.
+    pub fn weight_bytes(&self) -> usize {
+        match &self.inner {
+            Inner::Float(l) => {
+                let w = l.weight();
+                let b = l
+                    .bias()
+                    .map_or(0, |b| b.elem_count() * b.dtype().size_in_bytes());
+                w.elem_count() * w.dtype().size_in_bytes() + b
+            }
+            Inner::Int8 { weight, bias } => {
+                weight.bytes() + bias.as_ref().map_or(0, |b| b.elem_count() * 4)
+            }
+        }
+    }
+
+    /// `[.., in]` → `[.., out]` through the 8-bit kernel, in `x`'s dtype.
+    fn int8_forward(&self, w: &Int8Matrix, x: &Tensor) -> Result<Tensor> {
+        let dims = x.dims().to_vec();
+        let k = *dims.last().unwrap_or(&0);
+        if k != w.cols() {
+            candle_core::bail!("linear expects {} inputs, got shape {:?}", w.cols(), dims);
+        }
+        let m = x.elem_count() / k.max(1);
+        let xs = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let mut y = w.matmul(&xs, m);
+        if let Some(b) = &self.bias_v {
+            for row in y.chunks_mut(w.rows()) {
+                row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+            }
+        }
+        let mut shape = dims;
+        *shape.last_mut().unwrap_or(&mut 0) = w.rows();
+        Tensor::from_vec(y, shape, x.device())?.to_dtype(x.dtype())
     }
 
     /// The few-rows kernel for `[1, t, in]` or `[t, in]` with t ≤ `SMALL_ROWS` and f32 weights
     /// on the CPU; `None` where candle's matmul should run.
     fn few_rows(&self, x: &Tensor) -> Option<Result<Tensor>> {
+        let Inner::Float(inner) = &self.inner else {
+            return None;
+        };
         let dims = x.dims().to_vec();
         let (rows, k) = match dims.as_slice() {
             [1, t, k] | [t, k] => (*t, *k),
             _ => return None,
         };
-        if rows > SMALL_ROWS || (self.inner.bias().is_some() && self.bias_v.is_none()) {
+        if rows > SMALL_ROWS || (inner.bias().is_some() && self.bias_v.is_none()) {
             return None;
         }
         let x2 = match x.reshape((rows, k)).and_then(|x| x.contiguous()) {
             Ok(x) => x,
             Err(e) => return Some(Err(e)),
         };
-        let y = if self.inner.weight().dtype() == DType::BF16 {
-            bf16_rows(&x2, self.inner.weight(), self.bias_v.as_deref())?
+        let y = if inner.weight().dtype() == DType::BF16 {
+            bf16_rows(&x2, inner.weight(), self.bias_v.as_deref())?
         } else {
-            linear_rows(&x2, self.inner.weight(), self.bias_v.as_deref())?.map_err(to_candle)
+            linear_rows(&x2, inner.weight(), self.bias_v.as_deref())?.map_err(to_candle)
         };
         Some(y.and_then(|y| {
             let out = y.dim(1)?;
@@ -64,9 +139,12 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        match self.few_rows(x) {
-            Some(y) => y,
-            None => self.inner.forward(x),
+        match &self.inner {
+            Inner::Int8 { weight, .. } => self.int8_forward(weight, x),
+            Inner::Float(l) => match self.few_rows(x) {
+                Some(y) => y,
+                None => l.forward(x),
+            },
         }
     }
 }
@@ -188,20 +266,31 @@ fn to_candle(e: crate::Error) -> candle_core::Error {
     }
 }
 
-/// `candle_nn::linear_b` with this [`Linear`].
-pub fn linear_b(in_dim: usize, out_dim: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
+/// `candle_nn::linear_b` with this [`Linear`], weights kept as `format` says.
+pub fn linear_b(
+    in_dim: usize,
+    out_dim: usize,
+    bias: bool,
+    vb: VarBuilder,
+    format: WeightFormat,
+) -> Result<Linear> {
     let w = vb.get((out_dim, in_dim), "weight")?;
     let b = if bias {
         Some(vb.get(out_dim, "bias")?)
     } else {
         None
     };
-    Linear::new(w, b)
+    Linear::with_format(w, b, format)
 }
 
 /// `candle_nn::linear_no_bias` with this [`Linear`].
-pub fn linear_no_bias(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
-    linear_b(in_dim, out_dim, false, vb)
+pub fn linear_no_bias(
+    in_dim: usize,
+    out_dim: usize,
+    vb: VarBuilder,
+    format: WeightFormat,
+) -> Result<Linear> {
+    linear_b(in_dim, out_dim, false, vb, format)
 }
 
 #[cfg(test)]
@@ -246,7 +335,10 @@ mod tests {
             assert!(err < 1e-5, "t {t}: {err}");
         }
         // bf16: the kernel against candle's bf16 matmul, both rounded to bf16 at the end.
-        let w16 = lin.weight().to_dtype(DType::BF16).unwrap();
+        let Inner::Float(f) = &lin.inner else {
+            unreachable!("built as float")
+        };
+        let w16 = f.weight().to_dtype(DType::BF16).unwrap();
         let lin16 = Linear::new(w16.clone(), None).unwrap();
         let plain16 = candle_nn::Linear::new(w16, None);
         for t in [1, 3] {

@@ -3,7 +3,7 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::fast_linear::{linear_no_bias, Linear};
+use super::fast_linear::{linear_no_bias, Linear, WeightFormat};
 
 #[derive(Clone, Debug)]
 pub struct Mlp {
@@ -13,11 +13,16 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    pub fn load(hidden: usize, intermediate: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn load(
+        hidden: usize,
+        intermediate: usize,
+        vb: VarBuilder,
+        format: WeightFormat,
+    ) -> Result<Self> {
         Ok(Self {
-            gate_proj: linear_no_bias(hidden, intermediate, vb.pp("gate_proj"))?,
-            up_proj: linear_no_bias(hidden, intermediate, vb.pp("up_proj"))?,
-            down_proj: linear_no_bias(intermediate, hidden, vb.pp("down_proj"))?,
+            gate_proj: linear_no_bias(hidden, intermediate, vb.pp("gate_proj"), format)?,
+            up_proj: linear_no_bias(hidden, intermediate, vb.pp("up_proj"), format)?,
+            down_proj: linear_no_bias(intermediate, hidden, vb.pp("down_proj"), format)?,
         })
     }
 

@@ -3,6 +3,7 @@
 
 mod attention;
 mod fast_linear;
+mod int8;
 mod mlp;
 mod norm;
 mod rotary;
@@ -12,6 +13,7 @@ use candle_nn::kv_cache::KvCache;
 use candle_nn::VarBuilder;
 
 pub use attention::{new_cache, Attention};
+pub use fast_linear::{linear_b, linear_no_bias, Linear, WeightFormat};
 pub use mlp::Mlp;
 pub use norm::RmsNorm;
 pub use rotary::Rotary;
@@ -28,17 +30,17 @@ pub struct DecoderLayer {
 }
 
 impl DecoderLayer {
-    pub fn load(cfg: &StackConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn load(cfg: &StackConfig, vb: VarBuilder, format: WeightFormat) -> Result<Self> {
         let h = cfg.hidden_size;
         Ok(Self {
             input_layernorm: RmsNorm::load(h, cfg.rms_norm_eps, vb.pp("input_layernorm"))?,
-            self_attn: Attention::load(cfg, vb.pp("self_attn"))?,
+            self_attn: Attention::load(cfg, vb.pp("self_attn"), format)?,
             post_attention_layernorm: RmsNorm::load(
                 h,
                 cfg.rms_norm_eps,
                 vb.pp("post_attention_layernorm"),
             )?,
-            mlp: Mlp::load(h, cfg.intermediate_size, vb.pp("mlp"))?,
+            mlp: Mlp::load(h, cfg.intermediate_size, vb.pp("mlp"), format)?,
         })
     }
 
@@ -63,9 +65,9 @@ pub struct DecoderStack {
 }
 
 impl DecoderStack {
-    pub fn load(cfg: &StackConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn load(cfg: &StackConfig, vb: VarBuilder, format: WeightFormat) -> Result<Self> {
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| DecoderLayer::load(cfg, vb.pp(format!("layers.{i}"))))
+            .map(|i| DecoderLayer::load(cfg, vb.pp(format!("layers.{i}")), format))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             layers,
@@ -109,7 +111,8 @@ mod tests {
     #[test]
     fn growing_cache_in_pieces_equals_one_pass() {
         let dev = Device::Cpu;
-        let stack = DecoderStack::load(&cfg(), random_var_builder(3, &dev)).unwrap();
+        let stack =
+            DecoderStack::load(&cfg(), random_var_builder(3, &dev), Default::default()).unwrap();
         let x = Tensor::randn(0f32, 1.0, (1, 11, 32), &dev).unwrap();
         let full = stack.forward(&x, &mut stack.new_caches(64)).unwrap();
         // Capacity 2 forces the cache to grow several times.

@@ -8,6 +8,7 @@ mod codec_util;
 mod common;
 mod errors;
 mod gen_fixtures;
+mod int8;
 mod requests;
 mod sampling;
 mod session;

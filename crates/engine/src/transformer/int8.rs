@@ -1,0 +1,437 @@
+//! 8-bit weights for the talker and code-predictor linears (`--dtype int8`): each weight row is
+//! cut into blocks of 64 along the input, every block stored as signed 8-bit steps of its own
+//! f32 scale (absmax / 127). A product quantises the input rows the same way (per row, per
+//! block of 64), twice — the row, then its rounding residual — and multiplies 8-bit by 8-bit
+//! into 32-bit sums, scaled back per block, so the inputs lose almost nothing.
+//!
+//! The layout is made for AVX-512 VNNI (`vpdpbusd`: 64 unsigned × signed byte products summed
+//! in fours into 16 lanes per instruction): output rows are taken 16 at a time (a *group*),
+//! and for each block and each run of 4 inputs the 16 rows' 4 bytes sit side by side, so one
+//! 64-byte load feeds all 16 lanes and the input's 4 bytes are broadcast. Weights are stored
+//! offset by +128 (unsigned, as the instruction wants); the offset's contribution,
+//! 128 · Σ x_q over the block, is the same for every row and is subtracted once per block.
+//! CPUs without VNNI (checked at run time) run a portable loop over the same layout that gives
+//! bit-identical results.
+//!
+//! Batch-1 generation streams every weight once per step, so 1 byte per weight (plus 1/16 for
+//! the scales) instead of 4 (f32) or 2 (bf16) is what makes it faster.
+
+use rayon::prelude::*;
+
+/// Inputs per scale block.
+pub const BLOCK: usize = 64;
+/// Output rows per group (the 16 lanes of a 512-bit register).
+const GROUP: usize = 16;
+/// Input rows multiplied against one group's weights while they are in cache.
+const TILE: usize = 4;
+/// Bytes of one group's block: 16 rows × 64 inputs.
+const GROUP_BLOCK_BYTES: usize = GROUP * BLOCK;
+
+/// A `[rows, cols]` weight matrix in 8 bits (see the module doc for the layout).
+#[derive(Clone)]
+pub struct Int8Matrix {
+    rows: usize,
+    cols: usize,
+    groups: usize,
+    blocks: usize,
+    /// `[groups][blocks][16 steps of 4 inputs][16 rows][4]`, each byte q + 128.
+    weights: Vec<u8>,
+    /// `[groups][blocks][16 rows]`.
+    scales: Vec<f32>,
+}
+
+impl std::fmt::Debug for Int8Matrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Int8Matrix[{}, {}]", self.rows, self.cols)
+    }
+}
+
+/// Input rows quantised per block of 64 (two quantised rows per input row, see
+/// [`QuantizedRows::new`]): the 8-bit values (zero-padded to whole blocks), each block's scale,
+/// and each block's offset correction 128 · Σ q.
+struct QuantizedRows {
+    q: Vec<i8>,
+    scales: Vec<f32>,
+    offsets: Vec<i32>,
+    /// Padded row length (blocks · 64).
+    stride: usize,
+    blocks: usize,
+}
+
+impl Int8Matrix {
+    /// Quantise row-major f32 weights `[rows, cols]`.
+    pub fn quantize(w: &[f32], rows: usize, cols: usize) -> Self {
+        assert_eq!(w.len(), rows * cols, "weight length must be rows × cols");
+        let groups = rows.div_ceil(GROUP);
+        let blocks = cols.div_ceil(BLOCK);
+        let mut weights = vec![128u8; groups * blocks * GROUP_BLOCK_BYTES];
+        let mut scales = vec![0f32; groups * blocks * GROUP];
+        for r in 0..rows {
+            let (g, lane) = (r / GROUP, r % GROUP);
+            let row = &w[r * cols..(r + 1) * cols];
+            for (b, chunk) in row.chunks(BLOCK).enumerate() {
+                let amax = chunk.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let scale = amax / 127.0;
+                scales[(g * blocks + b) * GROUP + lane] = scale;
+                let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+                let base = (g * blocks + b) * GROUP_BLOCK_BYTES;
+                for (i, v) in chunk.iter().enumerate() {
+                    let q = (v * inv).round().clamp(-127.0, 127.0) as i32;
+                    let (step, t) = (i / 4, i % 4);
+                    weights[base + step * GROUP * 4 + lane * 4 + t] = (q + 128) as u8;
+                }
+            }
+        }
+        Self {
+            rows,
+            cols,
+            groups,
+            blocks,
+            weights,
+            scales,
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Bytes held (weights and scales).
+    pub fn bytes(&self) -> usize {
+        self.weights.len() + self.scales.len() * 4
+    }
+
+    /// The weights back in f32, `[rows, cols]` row-major (what the products effectively use).
+    #[cfg(test)]
+    pub fn dequantize(&self) -> Vec<f32> {
+        let mut w = vec![0f32; self.rows * self.cols];
+        for r in 0..self.rows {
+            let (g, lane) = (r / GROUP, r % GROUP);
+            for c in 0..self.cols {
+                let (b, i) = (c / BLOCK, c % BLOCK);
+                let base = (g * self.blocks + b) * GROUP_BLOCK_BYTES;
+                let byte = self.weights[base + (i / 4) * GROUP * 4 + lane * 4 + i % 4];
+                let scale = self.scales[(g * self.blocks + b) * GROUP + lane];
+                w[r * self.cols + c] = (byte as i32 - 128) as f32 * scale;
+            }
+        }
+        w
+    }
+
+    /// `x` `[m, cols]` row-major → `x · Wᵀ` `[m, rows]` row-major.
+    pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        assert_eq!(x.len(), m * self.cols, "input length must be m × cols");
+        let xq = QuantizedRows::new(x, m, self.cols, self.blocks);
+        let kernel = kernel();
+        // Per group, its 16 outputs for every quantised row (two per input row): [groups][2m][16].
+        let per_group = 2 * m * GROUP;
+        let mut parts = vec![0f32; self.groups * per_group];
+        let threads = rayon::current_num_threads();
+        if threads == 1 {
+            for (g, out) in parts.chunks_mut(per_group).enumerate() {
+                self.group_product(g, &xq, out, kernel);
+            }
+        } else {
+            let per_task = (self.groups / (4 * threads)).max(1);
+            parts
+                .par_chunks_mut(per_task * per_group)
+                .enumerate()
+                .for_each(|(task, dst)| {
+                    for (i, out) in dst.chunks_mut(per_group).enumerate() {
+                        self.group_product(task * per_task + i, &xq, out, kernel);
+                    }
+                });
+        }
+        let mut y = vec![0f32; m * self.rows];
+        for (g, part) in parts.chunks(per_group).enumerate() {
+            let width = GROUP.min(self.rows - g * GROUP);
+            for (r, pair) in part.chunks(2 * GROUP).enumerate() {
+                let dst = &mut y[r * self.rows + g * GROUP..][..width];
+                for (i, d) in dst.iter_mut().enumerate() {
+                    *d = pair[i] + pair[GROUP + i];
+                }
+            }
+        }
+        y
+    }
+
+    /// One group's outputs for all quantised rows, `out` `[rows][16]`, in tiles of up to 4.
+    fn group_product(&self, g: usize, x: &QuantizedRows, out: &mut [f32], kernel: Kernel) {
+        let w =
+            &self.weights[g * self.blocks * GROUP_BLOCK_BYTES..][..self.blocks * GROUP_BLOCK_BYTES];
+        let s = &self.scales[g * self.blocks * GROUP..][..self.blocks * GROUP];
+        for (t, tile) in out.chunks_mut(TILE * GROUP).enumerate() {
+            let r0 = t * TILE;
+            let n = tile.len() / GROUP;
+            match (kernel, n) {
+                #[cfg(target_arch = "x86_64")]
+                (Kernel::Vnni, 1) => unsafe { vnni::tile::<1>(w, s, x, r0, tile) },
+                #[cfg(target_arch = "x86_64")]
+                (Kernel::Vnni, 2) => unsafe { vnni::tile::<2>(w, s, x, r0, tile) },
+                #[cfg(target_arch = "x86_64")]
+                (Kernel::Vnni, 3) => unsafe { vnni::tile::<3>(w, s, x, r0, tile) },
+                #[cfg(target_arch = "x86_64")]
+                (Kernel::Vnni, _) => unsafe { vnni::tile::<4>(w, s, x, r0, tile) },
+                _ => portable_tile(w, s, x, r0, tile),
+            }
+        }
+    }
+}
+
+impl QuantizedRows {
+    /// Each input row becomes two quantised rows: the row itself, and what its 8-bit version
+    /// missed (the rounding residual, quantised with its own scales). Their products add up to
+    /// the product with a ~15-bit input, so the only error left worth counting is the
+    /// weights'; the weights are still read once, so this costs compute, not bandwidth.
+    fn new(x: &[f32], m: usize, cols: usize, blocks: usize) -> Self {
+        let stride = blocks * BLOCK;
+        let mut q = Self {
+            q: vec![0i8; 2 * m * stride],
+            scales: vec![0f32; 2 * m * blocks],
+            offsets: vec![0i32; 2 * m * blocks],
+            stride,
+            blocks,
+        };
+        let mut residual = vec![0f32; BLOCK];
+        for r in 0..m {
+            let row = &x[r * cols..(r + 1) * cols];
+            for (b, chunk) in row.chunks(BLOCK).enumerate() {
+                let scale = q.quantize_block(2 * r, b, chunk);
+                let q8 = &q.q[2 * r * stride + b * BLOCK..][..chunk.len()];
+                for ((d, v), q8) in residual.iter_mut().zip(chunk).zip(q8) {
+                    *d = v - *q8 as f32 * scale;
+                }
+                q.quantize_block(2 * r + 1, b, &residual[..chunk.len()]);
+            }
+        }
+        q
+    }
+
+    /// Quantise `values` into block `b` of quantised row `row`; returns the block's scale.
+    fn quantize_block(&mut self, row: usize, b: usize, values: &[f32]) -> f32 {
+        let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let scale = amax / 127.0;
+        let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+        let dst = &mut self.q[row * self.stride + b * BLOCK..][..values.len()];
+        let mut sum = 0i32;
+        for (d, v) in dst.iter_mut().zip(values) {
+            let v = (v * inv).round().clamp(-127.0, 127.0) as i8;
+            sum += v as i32;
+            *d = v;
+        }
+        self.scales[row * self.blocks + b] = scale;
+        self.offsets[row * self.blocks + b] = 128 * sum;
+        scale
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernel {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Vnni,
+    Portable,
+}
+
+/// The VNNI kernel where the CPU has AVX-512 F/BW/VNNI (checked once), else the portable one.
+fn kernel() -> Kernel {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static VNNI: OnceLock<bool> = OnceLock::new();
+        let vnni = *VNNI.get_or_init(|| {
+            is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vnni")
+        });
+        if vnni {
+            return Kernel::Vnni;
+        }
+    }
+    Kernel::Portable
+}
+
+/// Rows `r0..r0 + n` of `x` against one group: `out` `[n][16]`. Same arithmetic, in the same
+/// order, as the VNNI kernel: exact 32-bit sums per block, then one fused multiply-add.
+fn portable_tile(w: &[u8], s: &[f32], x: &QuantizedRows, r0: usize, out: &mut [f32]) {
+    for (r, lanes) in out.chunks_mut(GROUP).enumerate() {
+        let xr = &x.q[(r0 + r) * x.stride..][..x.stride];
+        let mut acc = [0f32; GROUP];
+        for b in 0..x.blocks {
+            let wb = &w[b * GROUP_BLOCK_BYTES..][..GROUP_BLOCK_BYTES];
+            let xb = &xr[b * BLOCK..][..BLOCK];
+            let mut sums = [0i32; GROUP];
+            for (step, ws) in wb.chunks_exact(GROUP * 4).enumerate() {
+                let xs = &xb[step * 4..step * 4 + 4];
+                for (lane, wl) in ws.chunks_exact(4).enumerate() {
+                    sums[lane] += wl
+                        .iter()
+                        .zip(xs)
+                        .map(|(&a, &b)| a as i32 * b as i32)
+                        .sum::<i32>();
+                }
+            }
+            let xs = x.scales[(r0 + r) * x.blocks + b];
+            let off = x.offsets[(r0 + r) * x.blocks + b];
+            for lane in 0..GROUP {
+                let scale = s[b * GROUP + lane] * xs;
+                acc[lane] = ((sums[lane] - off) as f32).mul_add(scale, acc[lane]);
+            }
+        }
+        lanes.copy_from_slice(&acc);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    use std::arch::x86_64::*;
+
+    use super::{QuantizedRows, BLOCK, GROUP, GROUP_BLOCK_BYTES};
+
+    /// `N` input rows from `r0` against one group's weights `w` and scales `s`: `out` `[N][16]`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F, BW and VNNI; `w`/`s` must be one group's
+    /// `blocks × 1024` bytes / `blocks × 16` scales and `out` exactly `N × 16` floats.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn tile<const N: usize>(
+        w: &[u8],
+        s: &[f32],
+        x: &QuantizedRows,
+        r0: usize,
+        out: &mut [f32],
+    ) {
+        debug_assert_eq!(w.len(), x.blocks * GROUP_BLOCK_BYTES);
+        debug_assert_eq!(s.len(), x.blocks * GROUP);
+        debug_assert_eq!(out.len(), N * GROUP);
+        let mut accf = [_mm512_setzero_ps(); N];
+        let xq = x.q.as_ptr().add(r0 * x.stride);
+        for b in 0..x.blocks {
+            let wb = w.as_ptr().add(b * GROUP_BLOCK_BYTES);
+            // Two accumulators per row (even / odd steps) halve the dependency chain.
+            let mut even = [_mm512_setzero_si512(); N];
+            let mut odd = [_mm512_setzero_si512(); N];
+            for step in (0..BLOCK / 4).step_by(2) {
+                let w0 = _mm512_loadu_si512(wb.add(step * 64).cast());
+                let w1 = _mm512_loadu_si512(wb.add(step * 64 + 64).cast());
+                for r in 0..N {
+                    let xp = xq.add(r * x.stride + b * BLOCK + step * 4);
+                    let x0 = _mm512_set1_epi32(xp.cast::<i32>().read_unaligned());
+                    let x1 = _mm512_set1_epi32(xp.add(4).cast::<i32>().read_unaligned());
+                    even[r] = _mm512_dpbusd_epi32(even[r], w0, x0);
+                    odd[r] = _mm512_dpbusd_epi32(odd[r], w1, x1);
+                }
+            }
+            let ws = _mm512_loadu_ps(s.as_ptr().add(b * GROUP));
+            for r in 0..N {
+                let i = (r0 + r) * x.blocks + b;
+                let sums = _mm512_sub_epi32(
+                    _mm512_add_epi32(even[r], odd[r]),
+                    _mm512_set1_epi32(x.offsets[i]),
+                );
+                let scale = _mm512_mul_ps(ws, _mm512_set1_ps(x.scales[i]));
+                accf[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), scale, accf[r]);
+            }
+        }
+        for (r, acc) in accf.iter().enumerate() {
+            _mm512_storeu_ps(out.as_mut_ptr().add(r * GROUP), *acc);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i as f32 * 0.7 + seed as f32).sin() * 1.3 + (i % 7) as f32 * 0.01))
+            .collect()
+    }
+
+    fn reference(w: &[f32], x: &[f32], rows: usize, cols: usize, m: usize) -> Vec<f32> {
+        let mut y = vec![0f32; m * rows];
+        for r in 0..m {
+            for o in 0..rows {
+                y[r * rows + o] = (0..cols).map(|c| x[r * cols + c] * w[o * cols + c]).sum();
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn products_track_f32_within_quantisation_error() {
+        // Odd shapes: a partial group (37 rows) and a partial block (150 inputs).
+        for (rows, cols, m) in [(37, 150, 1), (64, 128, 3), (16, 64, 9), (5, 7, 2)] {
+            let w = data(rows * cols, 1);
+            let x = data(m * cols, 2);
+            let q = Int8Matrix::quantize(&w, rows, cols);
+            let got = q.matmul(&x, m);
+            let want = reference(&w, &x, rows, cols, m);
+            let norm = want.iter().map(|v| v * v).sum::<f32>().sqrt();
+            let err = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f32>()
+                .sqrt();
+            assert!(
+                err / norm < 0.005,
+                "{rows}x{cols} m {m}: relative error {}",
+                err / norm
+            );
+            // Against the dequantised weights the inputs' error alone is left: tiny.
+            let deq = q.dequantize();
+            let exact = reference(&deq, &x, rows, cols, m);
+            let err = got
+                .iter()
+                .zip(&exact)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum::<f32>()
+                .sqrt();
+            assert!(
+                err / norm < 2e-4,
+                "{rows}x{cols} m {m}: input error {}",
+                err / norm
+            );
+            // The dequantised weights are within half a step of the originals.
+            for (o, (a, b)) in deq.iter().zip(&w).enumerate() {
+                let row = &w[(o / cols) * cols..][..cols];
+                let block = &row[(o % cols) / BLOCK * BLOCK..];
+                let amax = block.iter().take(BLOCK).fold(0f32, |m, v| m.max(v.abs()));
+                assert!(
+                    (a - b).abs() <= amax / 254.0 + 1e-6,
+                    "weight {o}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn vnni_and_portable_kernels_agree_bit_for_bit() {
+        let (rows, cols) = (48, 200);
+        let q = Int8Matrix::quantize(&data(rows * cols, 3), rows, cols);
+        for m in [1, 2, 3, 4, 7] {
+            let x = data(m * cols, 4);
+            let xq = QuantizedRows::new(&x, m, cols, q.blocks);
+            for g in 0..q.groups {
+                let mut a = vec![0f32; 2 * m * GROUP];
+                let mut b = vec![0f32; 2 * m * GROUP];
+                q.group_product(g, &xq, &mut a, kernel());
+                q.group_product(g, &xq, &mut b, Kernel::Portable);
+                assert_eq!(a, b, "group {g}, m {m}, kernel {:?}", kernel());
+            }
+        }
+    }
+
+    #[test]
+    fn zero_rows_and_inputs_give_zero() {
+        let q = Int8Matrix::quantize(&[0.0; 3 * 70], 3, 70);
+        assert_eq!(q.matmul(&data(70, 5), 1), vec![0.0; 3]);
+        let q = Int8Matrix::quantize(&data(3 * 70, 6), 3, 70);
+        assert_eq!(q.matmul(&[0.0; 140], 2), vec![0.0; 6]);
+    }
+}
