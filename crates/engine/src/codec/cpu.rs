@@ -143,15 +143,63 @@ pub(crate) fn snake(x: &Tensor, alpha: &[f32], inv_beta: &[f32]) -> Option<Resul
             .zip(xs.par_chunks(t.max(1)))
             .enumerate()
             .for_each(|(ch, (yr, xr))| {
-                let (a, ib) = (alpha[ch], inv_beta[ch]);
-                for (o, &v) in yr.iter_mut().zip(xr) {
-                    let s = (v * a).sin();
-                    *o = v + ib * (s * s);
-                }
+                snake_row(yr, xr, alpha[ch], inv_beta[ch]);
             });
         y
     })?;
     Some(Tensor::from_vec(y, (1, c, t), x.device()).map_err(Into::into))
+}
+
+/// One channel of SnakeBeta, `y = x + inv_beta · sin²(alpha · x)`; with AVX2/FMA where the CPU
+/// has it (checked once), so the loop is 8 lanes wide with fused multiply-adds.
+fn snake_row(y: &mut [f32], x: &[f32], alpha: f32, inv_beta: f32) {
+    #[inline(always)]
+    fn plain(y: &mut [f32], x: &[f32], alpha: f32, inv_beta: f32) {
+        for (o, &v) in y.iter_mut().zip(x) {
+            *o = v + inv_beta * sin_squared(v * alpha);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn fma(y: &mut [f32], x: &[f32], alpha: f32, inv_beta: f32) {
+            plain(y, x, alpha, inv_beta)
+        }
+        use std::sync::OnceLock;
+        static FMA: OnceLock<bool> = OnceLock::new();
+        if *FMA.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked above).
+            return unsafe { fma(y, x, alpha, inv_beta) };
+        }
+    }
+    plain(y, x, alpha, inv_beta)
+}
+
+/// sin²(x) without branches, so the snake loop vectorises (libm's `sinf` is a call per
+/// element and was a quarter of the decoder's time). sin² has period π: x is reduced to
+/// r ∈ [−π/2, π/2] with π split in three parts (exact products for |x| < 2¹², far beyond the
+/// snake's arguments; larger ones lose accuracy gradually, never become NaN), then sin r is
+/// its Taylor series to r¹³ (truncation error below 1e-9, so f32 rounding dominates: within
+/// a few 1e-7 of libm).
+#[inline(always)]
+fn sin_squared(x: f32) -> f32 {
+    const PI_A: f32 = 3.140625;
+    const PI_B: f32 = 0.000_967_502_6;
+    const PI_C: f32 = 1.509_958e-7;
+    const INV_PI: f32 = 0.318_309_87;
+    let k = (x * INV_PI).round();
+    let r = ((x - k * PI_A) - k * PI_B) - k * PI_C;
+    let r2 = r * r;
+    // 1/3!, 1/5!, ..., 1/13! with alternating signs.
+    let p = 1.0 / 6_227_020_800.0;
+    let p = r2.mul_add(p, -1.0 / 39_916_800.0);
+    let p = r2.mul_add(p, 1.0 / 362_880.0);
+    let p = r2.mul_add(p, -1.0 / 5_040.0);
+    let p = r2.mul_add(p, 1.0 / 120.0);
+    let p = r2.mul_add(p, -1.0 / 6.0);
+    let s = r.mul_add(r2 * p, r);
+    s * s
 }
 
 /// Rows up to which [`linear_rows`] beats the general GEMM (streaming chunks of a few frames).
@@ -257,6 +305,18 @@ unsafe fn dot_fma(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sin_squared_matches_libm() {
+        let mut worst = 0f32;
+        for i in -200_000..200_000 {
+            let x = i as f32 * 0.001_37;
+            let want = x.sin() * x.sin();
+            worst = worst.max((sin_squared(x) - want).abs());
+        }
+        assert!(worst < 1e-6, "worst error {worst}");
+        assert_eq!(sin_squared(0.0), 0.0);
+    }
     use candle_core::Device;
 
     #[test]
