@@ -6,4 +6,5 @@
 
 pub mod bandwidth;
 pub mod checkpoint;
+pub mod kernels;
 pub mod traffic;

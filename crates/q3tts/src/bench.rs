@@ -58,6 +58,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Measure the single-row kernels instead (f32, bf16, int8 weights of the talker's MLP
+    /// shape, MIB of each, on one thread and on all): weight GB/s beside the read bandwidth.
+    #[arg(long, value_name = "MIB", num_args = 0..=1, default_missing_value = "256")]
+    pub kernels: Option<usize>,
     /// Write the random-weight model of --size to DIR (real layout, bf16) and exit.
     #[arg(long, value_name = "DIR", hide = true)]
     pub write_checkpoint: Option<PathBuf>,
@@ -90,6 +94,9 @@ pub fn run(args: &BenchArgs, common: &Common) -> anyhow::Result<i32> {
         None if common.model.is_none() || args.write_checkpoint.is_some() => Some(RealSize::B0_6),
         None => None,
     };
+    if let Some(mib) = args.kernels {
+        return kernels(mib, threads(common));
+    }
     if let Some(dir) = &args.write_checkpoint {
         let size = size.unwrap_or(RealSize::B0_6);
         checkpoint::write_random_custom_voice(dir, size, SEED)
@@ -172,6 +179,27 @@ pub fn run(args: &BenchArgs, common: &Common) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string(&out)?);
     } else {
         print_table(&out);
+    }
+    Ok(crate::client::EXIT_OK)
+}
+
+/// `--kernels`: each single-row kernel on a one-thread pool (as in a session's generation
+/// stage) and on all threads, beside the read-bandwidth probe.
+fn kernels(mib: usize, threads: usize) -> anyhow::Result<i32> {
+    let buf = bandwidth::probe_buffer(mib.max(64) << 20);
+    for n in [1, threads] {
+        let figures = q3tts_engine::bench::kernels::measure(mib, 3, n)?;
+        let probe = bandwidth::read_gbs(&buf, n, 3);
+        println!("{n} thread(s): read bandwidth {probe:.1} GB/s");
+        for f in figures {
+            println!(
+                "  {:<5} {:>6.1} GB/s ({:>3.0} % of it), {:>7.1} us per 3072x1024 product",
+                f.format,
+                f.gbs,
+                100.0 * f.gbs / probe,
+                f.us_per_matrix
+            );
+        }
     }
     Ok(crate::client::EXIT_OK)
 }

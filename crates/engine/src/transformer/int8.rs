@@ -219,7 +219,7 @@ impl QuantizedRows {
         let dst = &mut self.q[row * self.stride + b * BLOCK..][..values.len()];
         let mut sum = 0i32;
         for (d, v) in dst.iter_mut().zip(values) {
-            let v = (v * inv).round().clamp(-127.0, 127.0) as i8;
+            let v = round_small(v * inv).clamp(-127.0, 127.0) as i8;
             sum += v as i32;
             *d = v;
         }
@@ -227,6 +227,14 @@ impl QuantizedRows {
         self.offsets[row * self.blocks + b] = 128 * sum;
         scale
     }
+}
+
+/// Round to nearest (ties to even) for |v| < 2²², by adding and removing 1.5 · 2²³: plain
+/// arithmetic the compiler vectorises, where `f32::round` is a libm call per element.
+#[inline(always)]
+fn round_small(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (v + MAGIC) - MAGIC
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -291,6 +299,9 @@ mod vnni {
 
     use super::{QuantizedRows, BLOCK, GROUP, GROUP_BLOCK_BYTES};
 
+    /// How far ahead of the loads to prefetch weights (bytes).
+    const PREFETCH: usize = 4096;
+
     /// `N` input rows from `r0` against one group's weights `w` and scales `s`: `out` `[N][16]`.
     ///
     /// # Safety
@@ -315,6 +326,8 @@ mod vnni {
             let mut even = [_mm512_setzero_si512(); N];
             let mut odd = [_mm512_setzero_si512(); N];
             for step in (0..BLOCK / 4).step_by(2) {
+                _mm_prefetch::<_MM_HINT_T0>(wb.add(step * 64 + PREFETCH).cast());
+                _mm_prefetch::<_MM_HINT_T0>(wb.add(step * 64 + 64 + PREFETCH).cast());
                 let w0 = _mm512_loadu_si512(wb.add(step * 64).cast());
                 let w1 = _mm512_loadu_si512(wb.add(step * 64 + 64).cast());
                 for r in 0..N {
@@ -425,6 +438,20 @@ mod tests {
                 assert_eq!(a, b, "group {g}, m {m}, kernel {:?}", kernel());
             }
         }
+    }
+
+    #[test]
+    fn small_rounding_is_to_nearest() {
+        for (v, want) in [
+            (0.4, 0.0),
+            (0.6, 1.0),
+            (-0.6, -1.0),
+            (126.7, 127.0),
+            (-3.2, -3.0),
+        ] {
+            assert_eq!(round_small(v), want, "{v}");
+        }
+        assert_eq!(round_small(2.5), 2.0, "ties to even");
     }
 
     #[test]

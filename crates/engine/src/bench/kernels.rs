@@ -1,0 +1,70 @@
+//! Single-row kernel speed: one input row through many weight matrices of the talker's
+//! `[3072, 1024]` MLP shape (together far larger than the last-level cache), through the same
+//! [`Linear`] layers generation uses, on a rayon pool of the given size. Reports the weight bytes read
+//! per second for each format — to set beside the read-bandwidth probe.
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Module, Result, Tensor};
+
+use crate::transformer::{Linear, WeightFormat};
+
+/// One kernel's figure.
+#[derive(Clone, Debug)]
+pub struct KernelFigure {
+    /// "f32", "bf16" or "int8".
+    pub format: &'static str,
+    /// Weight bytes read per second, in GB/s (1e9).
+    pub gbs: f64,
+    /// Microseconds per `[1, 1024] × [1024, 3072]` product.
+    pub us_per_matrix: f64,
+}
+
+const ROWS: usize = 3072;
+const COLS: usize = 1024;
+
+/// Best of `passes` sweeps over about `mib` MiB of weights per format, on `threads` threads.
+pub fn measure(mib: usize, passes: usize, threads: usize) -> Result<Vec<KernelFigure>> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| candle_core::Error::Msg(format!("thread pool: {e}")))?;
+    pool.install(|| sweep(mib, passes))
+}
+
+fn sweep(mib: usize, passes: usize) -> Result<Vec<KernelFigure>> {
+    let dev = Device::Cpu;
+    let formats: [(&'static str, DType, WeightFormat, f64); 3] = [
+        ("f32", DType::F32, WeightFormat::Float, 4.0),
+        ("bf16", DType::BF16, WeightFormat::Float, 2.0),
+        ("int8", DType::F32, WeightFormat::Int8, 1.0 + 4.0 / 64.0),
+    ];
+    let mut out = Vec::new();
+    for (name, dtype, format, bytes_per_weight) in formats {
+        let matrix_bytes = ROWS as f64 * COLS as f64 * bytes_per_weight;
+        let count = ((mib as f64 * 1048576.0 / matrix_bytes).ceil() as usize).max(2);
+        let layers = (0..count)
+            .map(|i| {
+                let w = Tensor::randn(0f32, 0.03, (ROWS, COLS), &dev)?
+                    .affine(1.0, i as f64 * 1e-3)?
+                    .to_dtype(dtype)?;
+                Linear::with_format(w, None, format)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let x = Tensor::randn(0f32, 1.0, (1, 1, COLS), &dev)?.to_dtype(dtype)?;
+        let mut best = f64::INFINITY;
+        for _ in 0..passes.max(1) {
+            let t0 = Instant::now();
+            for l in &layers {
+                std::hint::black_box(l.forward(&x)?);
+            }
+            best = best.min(t0.elapsed().as_secs_f64());
+        }
+        out.push(KernelFigure {
+            format: name,
+            gbs: count as f64 * matrix_bytes / best / 1e9,
+            us_per_matrix: best / count as f64 * 1e6,
+        });
+    }
+    Ok(out)
+}
