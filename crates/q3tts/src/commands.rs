@@ -29,6 +29,11 @@ pub fn main() -> i32 {
         }
         // Read by candle's CPU kernels and rayon when they first start.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    } else if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // candle works out its default (the physical cores) again on every matmul, reading
+        // /proc/cpuinfo each time (about 900 times per second of generation); work it out once.
+        let n = candle_core::utils::get_num_threads();
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
     let result = match &cli.command {
         None => say(&cli),
