@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use candle_core::Device;
+use candle_core::{DType, Device};
 use clap::Args;
 use q3tts_engine::bench::{bandwidth, checkpoint, traffic::FrameTraffic};
 use q3tts_engine::presets::{random_custom_voice, RealSize};
@@ -58,6 +58,11 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also build the f32 model of the same weights, feed it the frames the last run made
+    /// (teacher forcing) and print the worst cosine between its logits and the measured
+    /// model's, over every step and every head (issue 6 holds int8 to 0.999).
+    #[arg(long)]
+    pub fidelity: bool,
     /// Measure the single-row kernels instead (f32, bf16, int8 weights of the talker's MLP
     /// shape, MIB of each, on one thread and on all): weight GB/s beside the read bandwidth.
     #[arg(long, value_name = "MIB", num_args = 0..=1, default_missing_value = "256")]
@@ -77,6 +82,9 @@ struct Run {
     ttfa_s: f64,
     frames: usize,
     samples: usize,
+    /// Generation alone (no decoder), on all threads: ms for the frames after the prefill.
+    generation_only_ms: f64,
+    codes: Vec<q3tts_engine::Frame>,
 }
 
 pub fn run(args: &BenchArgs, common: &Common) -> anyhow::Result<i32> {
@@ -123,6 +131,7 @@ pub fn run(args: &BenchArgs, common: &Common) -> anyhow::Result<i32> {
         }
     };
     let build_s = t0.elapsed().as_secs_f64();
+    let rss_after_load_mb = rss_mb("VmRSS:");
     let req = request(&model, args);
     let positions = prompt_positions(&model, &req)?;
 
@@ -139,6 +148,18 @@ pub fn run(args: &BenchArgs, common: &Common) -> anyhow::Result<i32> {
     }
     let peak_rss_mb = peak_rss_mb();
     let threads = threads(common);
+    let worst_cosine = match (args.fidelity, size) {
+        (true, Some(s)) => {
+            let codes = &runs.last().map(|r| r.codes.clone()).unwrap_or_default();
+            Some(fidelity(&model, s, &req, codes)?)
+        }
+        (true, None) => {
+            return Err(usage(
+                "--fidelity needs --size (random weights it can rebuild in f32)".into(),
+            ))
+        }
+        _ => None,
+    };
     let probe = (args.probe_mib > 0).then(|| {
         let buf = bandwidth::probe_buffer(args.probe_mib << 20);
         (
@@ -148,11 +169,7 @@ pub fn run(args: &BenchArgs, common: &Common) -> anyhow::Result<i32> {
     });
 
     let traffic = FrameTraffic::of(model.config());
-    let bytes_per_param = match load.weights {
-        // One byte per weight plus one f32 scale per block of 64.
-        WeightFormat::Int8 => 1.0 + 4.0 / 64.0,
-        WeightFormat::Float => dtype.size_in_bytes() as f64,
-    };
+    let bytes_per_param = load.weights.bytes_per_weight(dtype);
     let bytes_per_frame = (traffic.params_per_frame() as f64 * bytes_per_param) as usize;
     let mut out = figures(&runs);
     let gen_fps = out["frames_per_s"].as_f64().unwrap_or(0.0);
@@ -163,9 +180,16 @@ pub fn run(args: &BenchArgs, common: &Common) -> anyhow::Result<i32> {
         "weight_bytes_per_frame": bytes_per_frame,
         "achieved_gbs": bytes_per_frame as f64 * gen_fps / 1e9,
         "peak_rss_mb": peak_rss_mb,
+        "rss_after_load_mb": rss_after_load_mb,
         "load_average": load_average(),
     });
     merge(&mut out, extra);
+    if let Some((talker, cp)) = worst_cosine {
+        merge(
+            &mut out,
+            json!({"worst_cosine_talker": talker, "worst_cosine_code_predictor": cp}),
+        );
+    }
     if let Some((one, all)) = probe {
         merge(
             &mut out,
@@ -252,7 +276,48 @@ fn measure(model: &Model, req: &SynthesisRequest) -> anyhow::Result<Run> {
         ttfa_s: s.first_chunk_s.unwrap_or(wall_s),
         frames: s.frames,
         samples,
+        generation_only_ms: generation_only_ms(model, req)?,
+        codes: session.codes().to_vec(),
     })
+}
+
+/// The same frames generated on the calling thread with every thread of the pool and no
+/// decoder: what generation alone reaches when it has the whole machine.
+fn generation_only_ms(model: &Model, req: &SynthesisRequest) -> anyhow::Result<f64> {
+    let plan = model.plan(req)?;
+    let prompt = model.build_prompt(&model.prompt_inputs(&plan, req)?)?;
+    let mut g = model.start_generation(&prompt, plan.params, false)?;
+    let t0 = Instant::now();
+    while model.next_frame(&mut g)?.is_some() {}
+    Ok(t0.elapsed().as_secs_f64() * 1e3)
+}
+
+/// Worst cosine similarity between `model`'s logits and the f32 model's (same random weights)
+/// with `frames` fed to both, over every step's talker logits and every code-predictor head.
+fn fidelity(
+    model: &Model,
+    size: RealSize,
+    req: &SynthesisRequest,
+    frames: &[q3tts_engine::Frame],
+) -> anyhow::Result<(f64, f64)> {
+    let reference = random_custom_voice(size, DType::F32, WeightFormat::Float, &Device::Cpu, SEED)?;
+    let (a, b) = (
+        reference.forced_logits(req, frames)?,
+        model.forced_logits(req, frames)?,
+    );
+    let cosine = |x: &[f32], y: &[f32]| {
+        let dot: f64 = x.iter().zip(y).map(|(a, b)| *a as f64 * *b as f64).sum();
+        let n = |v: &[f32]| v.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+        dot / (n(x) * n(y))
+    };
+    let (mut talker, mut cp) = (1f64, 1f64);
+    for (f, q) in a.iter().zip(&b) {
+        talker = talker.min(cosine(&f.talker, &q.talker));
+        for (x, y) in f.code_predictor.iter().zip(&q.code_predictor) {
+            cp = cp.min(cosine(x, y));
+        }
+    }
+    Ok((talker, cp))
 }
 
 /// The required figures, each the median over the runs. `frames_per_s` is generation only
@@ -267,6 +332,7 @@ fn figures(runs: &[Run]) -> Value {
         "code_predictor_ms_per_frame": med(&|r| per(r, r.code_predictor_ms)),
         "decoder_ms_per_frame": med(&|r| per(r, r.decoder_ms)),
         "frames_per_s": med(&|r| r.frames as f64 * 1e3 / (r.talker_ms + r.code_predictor_ms)),
+        "generation_only_frames_per_s": med(&|r| r.frames as f64 * 1e3 / r.generation_only_ms),
         "end_to_end_frames_per_s": med(&|r| r.frames as f64 / r.wall_s),
         "rtf": med(&|r| r.wall_s / (r.samples as f64 / SAMPLE_RATE as f64)),
         "ttfa_s": med(&|r| r.ttfa_s),
@@ -320,12 +386,27 @@ fn print_table(v: &Value) {
         f("frames_per_s")
     );
     println!(
+        "  generation alone       {:>9.2} frames/s on all threads, no decoder",
+        f("generation_only_frames_per_s")
+    );
+    println!(
         "  end to end             {:>9.2} frames/s, RTF {:.2}",
         f("end_to_end_frames_per_s"),
         f("rtf")
     );
     println!("  time to first audio    {:>9.3} s", f("ttfa_s"));
-    println!("  peak RSS               {:>9.0} MB", f("peak_rss_mb"));
+    println!(
+        "  peak RSS               {:>9.0} MB ({:.0} MB after loading)",
+        f("peak_rss_mb"),
+        f("rss_after_load_mb")
+    );
+    if v.get("worst_cosine_talker").is_some() {
+        println!(
+            "  logits vs f32          {:>9.6} worst cosine (talker), {:.6} (code predictor)",
+            f("worst_cosine_talker"),
+            f("worst_cosine_code_predictor")
+        );
+    }
     println!(
         "  weights per frame      {:>9.1} MB, achieved {:.1} GB/s",
         f("weight_bytes_per_frame") / 1e6,
@@ -352,11 +433,16 @@ fn threads(common: &Common) -> usize {
 
 /// VmHWM from /proc/self/status in MB (0 where /proc is absent, e.g. macOS).
 fn peak_rss_mb() -> f64 {
+    rss_mb("VmHWM:")
+}
+
+/// A `/proc/self/status` memory line (`VmRSS:` now, `VmHWM:` the peak) in MB.
+fn rss_mb(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb * 1024.0 / 1e6)

@@ -37,7 +37,12 @@ fn sweep(mib: usize, passes: usize) -> Result<Vec<KernelFigure>> {
     let formats: [(&'static str, DType, WeightFormat, f64); 3] = [
         ("f32", DType::F32, WeightFormat::Float, 4.0),
         ("bf16", DType::BF16, WeightFormat::Float, 2.0),
-        ("int8", DType::F32, WeightFormat::Int8, 1.0 + 4.0 / 64.0),
+        (
+            "int8",
+            DType::F32,
+            WeightFormat::Int8,
+            WeightFormat::Int8.bytes_per_weight(DType::F32),
+        ),
     ];
     let mut out = Vec::new();
     for (name, dtype, format, bytes_per_weight) in formats {

@@ -21,8 +21,18 @@ pub enum WeightFormat {
     /// In the compute dtype (f32 or bf16), as loaded.
     #[default]
     Float,
-    /// 8-bit blocks ([`Int8Matrix`]); activations stay f32.
+    /// 8-bit blocks of 32 with an f32 scale each ([`Int8Matrix`]); activations stay f32.
     Int8,
+}
+
+impl WeightFormat {
+    /// Bytes each weight takes (and is streamed as) with compute dtype `dtype`.
+    pub fn bytes_per_weight(self, dtype: DType) -> f64 {
+        match self {
+            WeightFormat::Float => dtype.size_in_bytes() as f64,
+            WeightFormat::Int8 => super::int8::BYTES_PER_WEIGHT,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
