@@ -35,7 +35,8 @@ import time
 
 TEXT = "The quick brown fox jumps over"  # 41 prompt positions with the preset tokenizer
 KEYS = ["prefill_ms", "talker_ms_per_frame", "code_predictor_ms_per_frame", "decoder_ms_per_frame",
-        "frames_per_s", "rtf", "ttfa_s", "peak_rss_mb", "achieved_gbs", "read_gbs_n_threads"]
+        "frames_per_s", "generation_only_frames_per_s", "end_to_end_frames_per_s", "rtf", "ttfa_s",
+        "peak_rss_mb", "achieved_gbs", "read_gbs_n_threads"]
 
 
 def load():
@@ -136,7 +137,7 @@ def reference_worker(model_dir, dtype, frames):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dtype", default="f32", help="comma-separated: f32,bf16")
+    ap.add_argument("--dtype", default="f32", help="comma-separated: f32,bf16,int8 (int8: ours only)")
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--bin", help="our q3tts binary (default: build target/release/q3tts)")
     ap.add_argument("--previous-bin", help="an earlier q3tts build to run alongside")
@@ -167,9 +168,10 @@ def main():
             print(f"0.6B {dtype}, {a.frames} frames, 41-position prompt, 2 threads pinned, "
                   f"1 warm-up + median of 3", flush=True)
             show("ours", ours(binary, tmp, dtype, a.frames))
-            if python:
+            # The reference has no int8 path, and builds before it have no --dtype int8.
+            if python and dtype != "int8":
                 show("reference", reference(python, tmp, dtype, a.frames))
-            if a.previous_bin:
+            if a.previous_bin and dtype != "int8":
                 show("previous", ours(a.previous_bin, tmp, dtype, a.frames))
     finally:
         if a.keep:
