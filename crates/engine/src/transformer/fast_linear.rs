@@ -15,6 +15,10 @@ use rayon::prelude::*;
 use super::int8::Int8Matrix;
 use crate::codec::cpu::{linear_rows, SMALL_ROWS};
 
+/// Rows up to which bf16 inputs and weights go through the bf16 kernel where the CPU has
+/// AVX-512 BF16 (a prompt's prefill); longer inputs use candle's matmul.
+const BF16_MAX_ROWS: usize = 512;
+
 /// How a linear layer keeps its weights.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum WeightFormat {
@@ -126,14 +130,22 @@ impl Linear {
             [1, t, k] | [t, k] => (*t, *k),
             _ => return None,
         };
-        if rows > SMALL_ROWS || (inner.bias().is_some() && self.bias_v.is_none()) {
+        let bf16 = inner.weight().dtype() == DType::BF16;
+        // With AVX-512 BF16 the bf16 kernel also beats candle's bf16 matmul on a prefill (each
+        // weight row is read once and multiplied by every input row while it is in cache).
+        let max_rows = if bf16 && x.dtype() == DType::BF16 && has_avx512_bf16() {
+            BF16_MAX_ROWS
+        } else {
+            SMALL_ROWS
+        };
+        if rows > max_rows || (inner.bias().is_some() && self.bias_v.is_none()) {
             return None;
         }
         let x2 = match x.reshape((rows, k)).and_then(|x| x.contiguous()) {
             Ok(x) => x,
             Err(e) => return Some(Err(e)),
         };
-        let y = if inner.weight().dtype() == DType::BF16 {
+        let y = if bf16 {
             bf16_rows(&x2, inner.weight(), self.bias_v.as_deref())?
         } else {
             linear_rows(&x2, inner.weight(), self.bias_v.as_deref())?.map_err(to_candle)
