@@ -25,7 +25,7 @@ pub enum WeightFormat {
     /// In the compute dtype (f32 or bf16), as loaded.
     #[default]
     Float,
-    /// 8-bit blocks of 32 with an f32 scale each ([`Int8Matrix`]); activations stay f32.
+    /// 8-bit blocks of 16 with an f16 scale each ([`Int8Matrix`]); activations stay f32.
     Int8,
 }
 
