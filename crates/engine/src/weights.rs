@@ -1,12 +1,16 @@
 //! Weight files: finds `model.safetensors` or the shards named by `model.safetensors.index.json`,
 //! checks that each one opens, and hands out memory-mapped [`VarBuilder`]s that convert bf16/f32
-//! tensors to the requested dtype on load.
+//! tensors to the requested dtype on load. Once a tensor is copied out, its pages of the mapping
+//! are released (`madvise(MADV_DONTNEED)` on Unix), so loading never holds the whole file and
+//! the whole model in memory at once: peak RSS stays near the model's own size.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{Init, VarBuilder};
 use serde::Deserialize;
 
 use crate::config::read_json;
@@ -86,8 +90,13 @@ impl WeightFiles {
     /// A VarBuilder over all files, converting every tensor to `dtype` on `device`.
     pub fn var_builder(&self, dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
         // SAFETY: as above, read-only mapping of files we do not modify.
-        unsafe { VarBuilder::from_mmaped_safetensors(&self.files, dtype, device) }
-            .map_err(|e| self.malformed(without_backtrace(e)))
+        let st = unsafe { MmapedSafetensors::multi(&self.files) }
+            .map_err(|e| self.malformed(without_backtrace(e)))?;
+        Ok(VarBuilder::from_backend(
+            Box::new(Releasing(st)),
+            dtype,
+            device.clone(),
+        ))
     }
 
     /// The stored dtype of a tensor, if some file has it.
@@ -114,6 +123,68 @@ impl WeightFiles {
             path,
             reason: format!("{e}"),
         }
+    }
+}
+
+/// Memory-mapped safetensors that give back a tensor's pages of the mapping once it has been
+/// copied out (see the module doc).
+struct Releasing(MmapedSafetensors);
+
+impl Releasing {
+    /// Drop the whole pages inside `name`'s bytes from this process's mapping (the file is
+    /// unchanged; a second read faults them in again from it).
+    fn release(&self, name: &str) {
+        #[cfg(unix)]
+        if let Ok(view) = self.0.get(name) {
+            let data = view.data();
+            let page = page_size();
+            let start = (data.as_ptr() as usize).div_ceil(page) * page;
+            let end = (data.as_ptr() as usize + data.len()) / page * page;
+            if end > start {
+                // SAFETY: [start, end) lies inside the read-only mapping that `data` points
+                // into; MADV_DONTNEED on a private file mapping only drops our copies of its
+                // pages, and nothing refers to them: the tensor was copied out.
+                unsafe {
+                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as usize
+    } else {
+        4096
+    }
+}
+
+impl SimpleBackend for Releasing {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        h: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let t = SimpleBackend::get(&self.0, s, name, h, dtype, dev)?;
+        self.release(name);
+        Ok(t)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let t = SimpleBackend::get_unchecked(&self.0, name, dtype, dev)?;
+        self.release(name);
+        Ok(t)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        SimpleBackend::contains_tensor(&self.0, name)
     }
 }
 
