@@ -195,3 +195,33 @@ pub fn without_backtrace(mut e: candle_core::Error) -> String {
     }
     e.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn released_pages_read_back_the_same_tensor() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/tiny-custom-voice");
+        let files = WeightFiles::find(&dir).unwrap();
+        let vb = files.var_builder(DType::F32, &Device::Cpu).unwrap();
+        // 1088 × 64 f32 = 272 KB: many whole pages, released after the first read.
+        let read = || {
+            vb.get((1088, 64), "talker.codec_head.weight")
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        let first = read();
+        assert!(first.iter().any(|v| *v != 0.0));
+        assert_eq!(
+            first,
+            read(),
+            "a second read after the release sees the file again"
+        );
+        let err = vb.get((3, 3), "talker.codec_head.weight").unwrap_err();
+        assert!(err.to_string().contains("shape"), "{err}");
+    }
+}
