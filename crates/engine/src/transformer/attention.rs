@@ -1,11 +1,11 @@
-//! Qwen3 self-attention: q/k/v projections, per-head RMSNorm on q and k, RoPE, grouped-query
+//! Qwen3 self-attention: q/k/v projections (stacked into one product), per-head RMSNorm on q and k, RoPE, grouped-query
 //! attention (causal) against a growing KV cache, output projection.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::kv_cache::KvCache;
 use candle_nn::VarBuilder;
 
-use super::fast_linear::{linear_b, Linear, WeightFormat};
+use super::fast_linear::{linear_b, linear_stacked, Linear, WeightFormat};
 
 use super::norm::RmsNorm;
 use super::rotary::Rotary;
@@ -19,9 +19,8 @@ pub fn new_cache(capacity: usize) -> KvCache {
 
 #[derive(Clone, Debug)]
 pub struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
+    /// `q_proj`, `k_proj` and `v_proj` stacked: one product per step.
+    qkv_proj: Linear,
     o_proj: Linear,
     q_norm: RmsNorm,
     k_norm: RmsNorm,
@@ -36,9 +35,16 @@ impl Attention {
         let (nh, nkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
         let bias = cfg.attention_bias;
         Ok(Self {
-            q_proj: linear_b(h, nh * d, bias, vb.pp("q_proj"), format)?,
-            k_proj: linear_b(h, nkv * d, bias, vb.pp("k_proj"), format)?,
-            v_proj: linear_b(h, nkv * d, bias, vb.pp("v_proj"), format)?,
+            qkv_proj: linear_stacked(
+                h,
+                &[
+                    (nh * d, vb.pp("q_proj")),
+                    (nkv * d, vb.pp("k_proj")),
+                    (nkv * d, vb.pp("v_proj")),
+                ],
+                bias,
+                format,
+            )?,
             o_proj: linear_b(nh * d, h, bias, vb.pp("o_proj"), format)?,
             q_norm: RmsNorm::load(d, cfg.rms_norm_eps, vb.pp("q_norm"))?,
             k_norm: RmsNorm::load(d, cfg.rms_norm_eps, vb.pp("k_norm"))?,
@@ -56,9 +62,12 @@ impl Attention {
         }
         let (nh, nkv, d) = (self.heads, self.kv_heads, self.head_dim);
         let offset = cache.current_seq_len();
-        let q = self.q_proj.forward(x)?.reshape((1, t, nh, d))?;
-        let k = self.k_proj.forward(x)?.reshape((1, t, nkv, d))?;
-        let v = self.v_proj.forward(x)?.reshape((1, t, nkv, d))?;
+        let qkv = self.qkv_proj.forward(x)?;
+        let q = qkv.narrow(2, 0, nh * d)?.reshape((1, t, nh, d))?;
+        let k = qkv.narrow(2, nh * d, nkv * d)?.reshape((1, t, nkv, d))?;
+        let v = qkv
+            .narrow(2, (nh + nkv) * d, nkv * d)?
+            .reshape((1, t, nkv, d))?;
         let q = self.q_norm.forward(&q)?.transpose(1, 2)?.contiguous()?;
         let k = self.k_norm.forward(&k)?.transpose(1, 2)?.contiguous()?;
         let v = v.transpose(1, 2)?.contiguous()?;

@@ -360,6 +360,33 @@ pub fn linear_b(
     Linear::with_format(w, b, format)
 }
 
+/// Several linears over the same input stacked into one (their weight rows one after the
+/// other, e.g. q/k/v or gate/up), so a step makes one product instead of several: one pass
+/// over the input, one hand-off to the threads. Split the output with `narrow`.
+pub fn linear_stacked(
+    in_dim: usize,
+    parts: &[(usize, VarBuilder)],
+    bias: bool,
+    format: WeightFormat,
+) -> Result<Linear> {
+    let mut weights = Vec::new();
+    let mut biases = Vec::new();
+    for (out_dim, vb) in parts {
+        weights.push(vb.get((*out_dim, in_dim), "weight")?);
+        if bias {
+            biases.push(vb.get(*out_dim, "bias")?);
+        }
+    }
+    let w = Tensor::cat(&weights, 0)?;
+    drop(weights);
+    let b = if bias {
+        Some(Tensor::cat(&biases, 0)?)
+    } else {
+        None
+    };
+    Linear::with_format(w, b, format)
+}
+
 /// `candle_nn::linear_no_bias` with this [`Linear`].
 pub fn linear_no_bias(
     in_dim: usize,

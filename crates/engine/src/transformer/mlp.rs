@@ -3,13 +3,14 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::fast_linear::{linear_no_bias, Linear, WeightFormat};
+use super::fast_linear::{linear_no_bias, linear_stacked, Linear, WeightFormat};
 
 #[derive(Clone, Debug)]
 pub struct Mlp {
-    gate_proj: Linear,
-    up_proj: Linear,
+    /// `gate_proj` and `up_proj` stacked: one product per step.
+    gate_up_proj: Linear,
     down_proj: Linear,
+    intermediate: usize,
 }
 
 impl Mlp {
@@ -20,14 +21,25 @@ impl Mlp {
         format: WeightFormat,
     ) -> Result<Self> {
         Ok(Self {
-            gate_proj: linear_no_bias(hidden, intermediate, vb.pp("gate_proj"), format)?,
-            up_proj: linear_no_bias(hidden, intermediate, vb.pp("up_proj"), format)?,
+            gate_up_proj: linear_stacked(
+                hidden,
+                &[
+                    (intermediate, vb.pp("gate_proj")),
+                    (intermediate, vb.pp("up_proj")),
+                ],
+                false,
+                format,
+            )?,
             down_proj: linear_no_bias(intermediate, hidden, vb.pp("down_proj"), format)?,
+            intermediate,
         })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let g = candle_nn::ops::silu(&self.gate_proj.forward(x)?)?;
-        self.down_proj.forward(&(g * self.up_proj.forward(x)?)?)
+        let gu = self.gate_up_proj.forward(x)?;
+        let last = gu.rank() - 1;
+        let i = self.intermediate;
+        let g = candle_nn::ops::silu(&gu.narrow(last, 0, i)?)?;
+        self.down_proj.forward(&(g * gu.narrow(last, i, i)?)?)
     }
 }

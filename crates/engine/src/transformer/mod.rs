@@ -13,7 +13,7 @@ use candle_nn::kv_cache::KvCache;
 use candle_nn::VarBuilder;
 
 pub use attention::{new_cache, Attention};
-pub use fast_linear::{linear_b, linear_no_bias, Linear, WeightFormat};
+pub use fast_linear::{linear_b, linear_no_bias, linear_stacked, Linear, WeightFormat};
 pub use mlp::Mlp;
 pub use norm::RmsNorm;
 pub use rotary::Rotary;
