@@ -1,5 +1,7 @@
 //! The command line: exit codes, init, check, completions, a model mismatch.
 
+use serde_json::json;
+
 use crate::common::*;
 
 #[test]
@@ -122,4 +124,26 @@ fn in_process_run_says_when_the_0b6_model_drops_an_instruct() {
     );
     assert!(e.contains("note: instruct \"speak softly\" ignored"), "{e}");
     assert!(!read_audio(&out).is_empty());
+}
+
+#[test]
+fn int8_daemon_reports_its_dtype_and_speaks() {
+    let s = Scratch::new();
+    let d = Daemon::start(&s, &["--dtype", "int8"]);
+    let st = request(&d.socket, json!({"action": "status"}));
+    assert_eq!(st["dtype"], "int8", "{st}");
+    let out = s.path("q8.wav");
+    let o = q3tts(
+        &["--max-new-tokens", "6", "-o", out.to_str().unwrap(), "Hi."],
+        &s.socket(),
+        &s.handler(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let wav = read_audio(&out);
+    assert!(!wav.is_empty() && wav.len() % 1920 == 0, "{}", wav.len());
+    assert!(wav.iter().all(|x| x.is_finite()));
+
+    let o = q3tts(&["--dtype", "int4", "serve"], &s.socket(), &s.handler());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("f32, bf16 or int8"), "{}", stderr(&o));
 }
