@@ -126,6 +126,7 @@ pub(crate) struct Inner {
     code_predictor: CodePredictor,
     codec: Codec,
     speaker_encoder: Option<Box<dyn XVectorSource>>,
+    weight_format: WeightFormat,
 }
 
 impl Model {
@@ -253,8 +254,14 @@ impl Model {
                 code_predictor,
                 codec: p.codec,
                 speaker_encoder,
+                weight_format: format,
             }),
         })
+    }
+
+    /// How the talker's and code predictor's linear weights are kept.
+    pub fn weight_format(&self) -> WeightFormat {
+        self.inner.weight_format
     }
 
     pub fn info(&self) -> &ModelInfo {

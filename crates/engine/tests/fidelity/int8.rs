@@ -8,6 +8,7 @@ use q3tts_engine::{CancelToken, LoadOptions, Model, SynthesisRequest, WeightForm
 
 use crate::common::{model, model_dir, Fixture};
 use crate::gen_fixtures::greedy;
+use crate::text_to_wav::request;
 
 const MIN_COSINE: f64 = 0.999;
 
@@ -27,21 +28,10 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (na * nb)
 }
 
-fn request(fx: &Fixture) -> SynthesisRequest {
-    let m = &fx.meta;
-    SynthesisRequest {
-        language: m["language"].as_str().unwrap().into(),
-        speaker: m["speaker"].as_str().map(Into::into),
-        instruct: m["instruct"].as_str().map(Into::into),
-        sampling: greedy(m["gen_kwargs"]["max_new_tokens"].as_u64().unwrap() as usize),
-        ..SynthesisRequest::new(m["text"].as_str().unwrap())
-    }
-}
-
 /// The worst cosine over all steps and heads, checked against [`MIN_COSINE`] as it goes.
 fn teacher_forced(name: &'static str, fixture: &str) -> f64 {
     let fx = Fixture::load(fixture);
-    let req = request(&fx);
+    let req = request(&fx, 4);
     let frames = fx.frames("codes");
     let (m32, m8) = (model(name), int8(name));
     assert_eq!(m8.info().dtype, "int8");

@@ -7,7 +7,8 @@ use q3tts_engine::{AudioChunk, CancelToken, Model, SynthesisRequest, SAMPLES_PER
 use crate::common::{assert_close, flat, model, Fixture, TOL};
 use crate::gen_fixtures::greedy;
 
-fn request(fx: &Fixture, chunk_frames: usize) -> SynthesisRequest {
+/// The fixture's request (greedy), decoded in chunks of `chunk_frames`.
+pub fn request(fx: &Fixture, chunk_frames: usize) -> SynthesisRequest {
     let m = &fx.meta;
     SynthesisRequest {
         language: m["language"].as_str().unwrap().into(),
