@@ -139,7 +139,7 @@ pub fn audio_payload(samples: &[f32]) -> Vec<u8> {
 
 /// Decode a raw audio frame payload.
 pub fn decode_audio(payload: &[u8]) -> Result<Vec<f32>, String> {
-    if payload.len() % 4 != 0 {
+    if !payload.len().is_multiple_of(4) {
         return Err(format!(
             "audio frame of {} bytes is not whole f32 samples",
             payload.len()

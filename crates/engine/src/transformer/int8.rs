@@ -248,7 +248,7 @@ impl QuantizedRows {
             stride,
             blocks,
         };
-        let mut residual = vec![0f32; BLOCK];
+        let mut residual = [0f32; BLOCK];
         for r in 0..m {
             let row = &x[r * cols..(r + 1) * cols];
             for (b, chunk) in row.chunks(BLOCK).enumerate() {

@@ -371,7 +371,7 @@ fn new_engine(ctx: Rc<Ctx>) -> Engine {
     engine.set_max_operations(ctx.limits.borrow().max_operations);
     let c = ctx.clone();
     engine.on_progress(move |_ops| c.progress().map(Dynamic::from));
-    engine.on_print(|s| crate::shell::log::script(s));
+    engine.on_print(crate::shell::log::script);
     engine.on_debug(|s, _src, _pos| crate::shell::log::script(s));
     api::register(&mut engine, ctx);
     engine
