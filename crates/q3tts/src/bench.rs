@@ -217,7 +217,7 @@ fn kernels(mib: usize, threads: usize) -> anyhow::Result<i32> {
         println!("{n} thread(s): read bandwidth {probe:.1} GB/s");
         for f in figures {
             println!(
-                "  {:<5} {:>6.1} GB/s ({:>3.0} % of it), {:>7.1} us per 3072x1024 product",
+                "  {:<18} {:>6.1} GB/s ({:>3.0} % of it), {:>7.1} us per 3072x1024 product",
                 f.format,
                 f.gbs,
                 100.0 * f.gbs / probe,

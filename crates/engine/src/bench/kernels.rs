@@ -7,13 +7,14 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 
+use crate::transformer::int8::{self, Int8Matrix};
 use crate::transformer::{Linear, WeightFormat};
 
 /// One kernel's figure.
 #[derive(Clone, Debug)]
 pub struct KernelFigure {
-    /// "f32", "bf16" or "int8".
-    pub format: &'static str,
+    /// "f32", "bf16" or "int8", and for int8 the kernel ("avx512-vnni", "avx2", "portable").
+    pub format: String,
     /// Weight bytes read per second, in GB/s (1e9).
     pub gbs: f64,
     /// Microseconds per `[1, 1024] × [1024, 3072]` product.
@@ -46,6 +47,12 @@ fn sweep(mib: usize, passes: usize) -> Result<Vec<KernelFigure>> {
     ];
     let mut out = Vec::new();
     for (name, dtype, format, bytes_per_weight) in formats {
+        if format == WeightFormat::Int8 {
+            for &kernel in int8::kernels() {
+                out.push(sweep_int8(mib, passes, kernel)?);
+            }
+            continue;
+        }
         let matrix_bytes = ROWS as f64 * COLS as f64 * bytes_per_weight;
         let count = ((mib as f64 * 1048576.0 / matrix_bytes).ceil() as usize).max(2);
         let layers = (0..count)
@@ -66,10 +73,40 @@ fn sweep(mib: usize, passes: usize) -> Result<Vec<KernelFigure>> {
             best = best.min(t0.elapsed().as_secs_f64());
         }
         out.push(KernelFigure {
-            format: name,
+            format: name.to_string(),
             gbs: count as f64 * matrix_bytes / best / 1e9,
             us_per_matrix: best / count as f64 * 1e6,
         });
     }
     Ok(out)
+}
+
+/// The int8 figure for one kernel: the same matrices and input, through that kernel alone.
+fn sweep_int8(mib: usize, passes: usize, kernel: int8::Kernel) -> Result<KernelFigure> {
+    let dev = Device::Cpu;
+    let matrix_bytes = ROWS as f64 * COLS as f64 * int8::BYTES_PER_WEIGHT;
+    let count = ((mib as f64 * 1048576.0 / matrix_bytes).ceil() as usize).max(2);
+    let matrices = (0..count)
+        .map(|i| {
+            let w = Tensor::randn(0f32, 0.03, (ROWS, COLS), &dev)?
+                .affine(1.0, i as f64 * 1e-3)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            Ok(Int8Matrix::quantize(&w, ROWS, COLS))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let x = Tensor::randn(0f32, 1.0, COLS, &dev)?.to_vec1::<f32>()?;
+    let mut best = f64::INFINITY;
+    for _ in 0..passes.max(1) {
+        let t0 = Instant::now();
+        for m in &matrices {
+            std::hint::black_box(m.matmul_with(&x, 1, kernel));
+        }
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    Ok(KernelFigure {
+        format: format!("int8 {}", kernel.name()),
+        gbs: count as f64 * matrix_bytes / best / 1e9,
+        us_per_matrix: best / count as f64 * 1e6,
+    })
 }

@@ -16,7 +16,7 @@ use super::int8::Int8Matrix;
 use crate::codec::cpu::{linear_rows, SMALL_ROWS};
 
 /// Rows up to which bf16 inputs and weights go through the bf16 kernel where the CPU has
-/// AVX-512 BF16 (a prompt's prefill); longer inputs use candle's matmul.
+/// AVX-512 BF16 or AVX2/FMA (a prompt's prefill); longer inputs use candle's matmul.
 const BF16_MAX_ROWS: usize = 512;
 
 /// How a linear layer keeps its weights.
@@ -131,9 +131,10 @@ impl Linear {
             _ => return None,
         };
         let bf16 = inner.weight().dtype() == DType::BF16;
-        // With AVX-512 BF16 the bf16 kernel also beats candle's bf16 matmul on a prefill (each
-        // weight row is read once and multiplied by every input row while it is in cache).
-        let max_rows = if bf16 && x.dtype() == DType::BF16 && has_avx512_bf16() {
+        // With AVX-512 BF16 or AVX2/FMA the bf16 kernel also beats candle's bf16 matmul on a
+        // prefill (each weight row is read once and multiplied by four input rows at a time
+        // while it is in cache).
+        let max_rows = if bf16 && x.dtype() == DType::BF16 && (has_avx512_bf16() || has_fma()) {
             BF16_MAX_ROWS
         } else {
             SMALL_ROWS
@@ -207,14 +208,40 @@ fn bf16_rows(x: &Tensor, w: &Tensor, bias: Option<&[f32]>) -> Option<Result<Tens
             let o = task * ROWS_PER_TASK + r;
             let wr = &ws[o * k..(o + 1) * k];
             let b = bias.map_or(0.0, |b| b[o]);
-            for (i, v) in d.iter_mut().enumerate() {
-                let dot = match &x_bits {
+            let mut i = 0;
+            while i < m {
+                match &x_bits {
+                    // Four input rows per pass over the weight row (a prefill): four independent
+                    // sums keep the unit busy where one dot product waits on its own latency.
                     #[cfg(target_arch = "x86_64")]
-                    // SAFETY: x_bits is only Some when the CPU has AVX-512 F and BF16.
-                    Some(xb) => unsafe { dot_bf16_avx512(wr, &xb[i * k..(i + 1) * k]) },
-                    _ => dot_bf16(wr, &xs[i * k..(i + 1) * k]),
-                };
-                *v = dot + b;
+                    Some(xb) if i + 4 <= m => {
+                        let row = |j: usize| &xb[(i + j) * k..(i + j + 1) * k];
+                        // SAFETY: x_bits is only Some when the CPU has AVX-512 F and BF16.
+                        let dots =
+                            unsafe { dot4_bf16_avx512(wr, [row(0), row(1), row(2), row(3)]) };
+                        for (j, dot) in dots.iter().enumerate() {
+                            d[i + j] = dot + b;
+                        }
+                        i += 4;
+                        continue;
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: as above.
+                    Some(xb) => d[i] = unsafe { dot_bf16_avx512(wr, &xb[i * k..(i + 1) * k]) } + b,
+                    #[cfg(target_arch = "x86_64")]
+                    None if i + 4 <= m && has_fma() => {
+                        let row = |j: usize| &xs[(i + j) * k..(i + j + 1) * k];
+                        // SAFETY: the CPU has AVX2 and FMA (checked).
+                        let dots = unsafe { dot4_bf16_fma(wr, [row(0), row(1), row(2), row(3)]) };
+                        for (j, dot) in dots.iter().enumerate() {
+                            d[i + j] = dot + b;
+                        }
+                        i += 4;
+                        continue;
+                    }
+                    _ => d[i] = dot_bf16(wr, &xs[i * k..(i + 1) * k]) + b,
+                }
+                i += 1;
             }
         }
     };
@@ -237,16 +264,23 @@ fn bf16_rows(x: &Tensor, w: &Tensor, bias: Option<&[f32]>) -> Option<Result<Tens
 /// Dot product of bf16 bits and f32: AVX2/FMA when the CPU has it (checked once), else portable.
 fn dot_bf16(w: &[u16], x: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
+    if has_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (checked).
+        return unsafe { dot_bf16_fma(w, x) };
+    }
+    dot_bf16_portable(w, x)
+}
+
+/// Whether the CPU has AVX2 and FMA (checked once).
+fn has_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
     {
         use std::sync::OnceLock;
         static FMA: OnceLock<bool> = OnceLock::new();
-        if *FMA.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
-        {
-            // SAFETY: the CPU supports AVX2 and FMA (checked above).
-            return unsafe { dot_bf16_fma(w, x) };
-        }
+        *FMA.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
     }
-    dot_bf16_portable(w, x)
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// Whether the CPU has AVX-512 F and BF16 (checked once).
@@ -287,6 +321,36 @@ unsafe fn dot_bf16_avx512(w: &[u16], x: &[u16]) -> f32 {
         i += 1;
     }
     s
+}
+
+/// Four dot products of one bf16 weight row with four bf16 input rows (`vdpbf16ps`).
+///
+/// # Safety
+/// The CPU must have AVX-512 F and BF16; every `x[j]` must be as long as `w`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn dot4_bf16_avx512(w: &[u16], x: [&[u16]; 4]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let n = w.len();
+    let load = |p: *const u16| -> __m512bh { std::mem::transmute(_mm512_loadu_si512(p.cast())) };
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        let wv = load(w.as_ptr().add(i));
+        for j in 0..4 {
+            acc[j] = _mm512_dpbf16_ps(acc[j], wv, load(x[j].as_ptr().add(i)));
+        }
+        i += 32;
+    }
+    let mut out = [0f32; 4];
+    for j in 0..4 {
+        let mut s = _mm512_reduce_add_ps(acc[j]);
+        for t in i..n {
+            s += widen(w[t]) * widen(x[j][t]);
+        }
+        out[j] = s;
+    }
+    out
 }
 
 fn widen(b: u16) -> f32 {
@@ -334,6 +398,40 @@ unsafe fn dot_bf16_fma(w: &[u16], x: &[f32]) -> f32 {
         i += 1;
     }
     s
+}
+
+/// Four dot products of one bf16 weight row with four f32 input rows (AVX2/FMA): the weight
+/// row is widened once per 8 values and feeds four independent sums.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; every `x[j]` must be as long as `w`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot4_bf16_fma(w: &[u16], x: [&[f32]; 4]) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    let n = w.len();
+    let pw = w.as_ptr();
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 8 <= n {
+        let h = _mm_loadu_si128(pw.add(i).cast::<__m128i>());
+        let wv = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+        for j in 0..4 {
+            acc[j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[j].as_ptr().add(i)), acc[j]);
+        }
+        i += 8;
+    }
+    let mut out = [0f32; 4];
+    for j in 0..4 {
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), acc[j]);
+        let mut s: f32 = lanes.iter().sum();
+        for t in i..n {
+            s += widen(w[t]) * x[j][t];
+        }
+        out[j] = s;
+    }
+    out
 }
 
 fn to_candle(e: crate::Error) -> candle_core::Error {
@@ -445,7 +543,8 @@ mod tests {
         let w16 = f.weight().to_dtype(DType::BF16).unwrap();
         let lin16 = Linear::new(w16.clone(), None).unwrap();
         let plain16 = candle_nn::Linear::new(w16, None);
-        for t in [1, 3] {
+        // 9 rows: two passes of four plus one where AVX-512 BF16 takes a prefill.
+        for t in [1, 3, 9] {
             let x = Tensor::arange(0f32, (t * 24) as f32, &d)
                 .unwrap()
                 .reshape((1, t, 24))
@@ -453,7 +552,10 @@ mod tests {
                 .cos()
                 .unwrap();
             let x = x.to_dtype(DType::BF16).unwrap();
-            assert!(lin16.few_rows(&x).is_some());
+            assert_eq!(
+                lin16.few_rows(&x).is_some(),
+                t <= SMALL_ROWS || has_avx512_bf16() || has_fma()
+            );
             let got = lin16.forward(&x).unwrap();
             assert_eq!(got.dtype(), DType::BF16);
             let want = plain16.forward(&x).unwrap();
@@ -474,12 +576,39 @@ mod tests {
             .unzip();
         assert!((dot_bf16(&a, &b) - dot_bf16_portable(&a, &b)).abs() < 1e-4);
         #[cfg(target_arch = "x86_64")]
+        if has_fma() {
+            // Four input rows at once: each equals its single dot product.
+            let rows: Vec<Vec<f32>> = (0..4)
+                .map(|j| b.iter().map(|v| v * (j as f32 - 1.5)).collect())
+                .collect();
+            let four = unsafe { dot4_bf16_fma(&a, [&rows[0], &rows[1], &rows[2], &rows[3]]) };
+            for (j, r) in rows.iter().enumerate() {
+                let one = dot_bf16_portable(&a, r);
+                assert!(
+                    (four[j] - one).abs() <= 1e-4 * one.abs().max(1.0),
+                    "{j}: {four:?} {one}"
+                );
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
         if has_avx512_bf16() {
             // Both sides bf16: the same products as widening both, summed in another order.
             let bb: Vec<u16> = b.iter().map(|v| (v.to_bits() >> 16) as u16).collect();
             let wide: Vec<f32> = bb.iter().map(|v| widen(*v)).collect();
             let got = unsafe { dot_bf16_avx512(&a, &bb) };
             assert!((got - dot_bf16_portable(&a, &wide)).abs() < 1e-4, "{got}");
+            // Four rows at once: each equals its single dot product.
+            let rows: Vec<Vec<u16>> = (0..4)
+                .map(|j| bb.iter().map(|v| v ^ (j as u16 * 0x0101)).collect())
+                .collect();
+            let four = unsafe { dot4_bf16_avx512(&a, [&rows[0], &rows[1], &rows[2], &rows[3]]) };
+            for (j, r) in rows.iter().enumerate() {
+                let one = unsafe { dot_bf16_avx512(&a, r) };
+                assert!(
+                    (four[j] - one).abs() <= 1e-4 * one.abs().max(1.0),
+                    "{j}: {four:?} {one}"
+                );
+            }
         }
     }
 }

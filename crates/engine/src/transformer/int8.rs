@@ -10,8 +10,8 @@
 //! 64-byte load feeds all 16 lanes and the input's 4 bytes are broadcast. Weights are stored
 //! offset by +128 (unsigned, as the instruction wants); the offset's contribution,
 //! 128 · Σ x_q over the block, is the same for every row and is subtracted once per block.
-//! CPUs without VNNI (checked at run time) run a portable loop over the same layout that gives
-//! bit-identical results.
+//! CPUs without it (checked at run time) take an AVX2 kernel over the same layout (AMD Zen 2/3,
+//! Intel before Ice Lake), else a portable loop; all three give bit-identical results.
 //!
 //! Batch-1 generation streams every weight once per step, so 1 byte per weight (plus 1/8 for
 //! the scales) instead of 4 (f32) or 2 (bf16) is what makes it faster.
@@ -132,12 +132,16 @@ impl Int8Matrix {
         w
     }
 
-    /// `x` `[m, cols]` row-major → `x · Wᵀ` `[m, rows]` row-major.
+    /// `x` `[m, cols]` row-major → `x · Wᵀ` `[m, rows]` row-major, on the fastest kernel.
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        self.matmul_with(x, m, kernel())
+    }
+
+    /// [`Int8Matrix::matmul`] on a chosen kernel (one of [`kernels`]; the bench compares them).
+    pub(crate) fn matmul_with(&self, x: &[f32], m: usize, kernel: Kernel) -> Vec<f32> {
         assert_eq!(x.len(), m * self.cols, "input length must be m × cols");
         let parts = if m <= RESIDUAL_MAX_ROWS { 2 } else { 1 };
         let xq = QuantizedRows::new(x, m, self.cols, self.blocks, parts);
-        let kernel = kernel();
         // Per group, its 16 outputs for every quantised row: [groups][parts · m][16].
         let per_group = parts * m * GROUP;
         let mut parts_out = vec![0f32; self.groups * per_group];
@@ -191,6 +195,14 @@ impl Int8Matrix {
                 (Kernel::Vnni, 3) => unsafe { vnni::tile::<3>(w, s, x, r0, tile) },
                 #[cfg(target_arch = "x86_64")]
                 (Kernel::Vnni, _) => unsafe { vnni::tile::<4>(w, s, x, r0, tile) },
+                #[cfg(target_arch = "x86_64")]
+                (Kernel::Avx2, 1) => unsafe { avx2::tile::<1>(w, s, x, r0, tile) },
+                #[cfg(target_arch = "x86_64")]
+                (Kernel::Avx2, 2) => unsafe { avx2::tile::<2>(w, s, x, r0, tile) },
+                #[cfg(target_arch = "x86_64")]
+                (Kernel::Avx2, 3) => unsafe { avx2::tile::<3>(w, s, x, r0, tile) },
+                #[cfg(target_arch = "x86_64")]
+                (Kernel::Avx2, _) => unsafe { avx2::tile::<4>(w, s, x, r0, tile) },
                 _ => portable_tile(w, s, x, r0, tile),
             }
         }
@@ -291,29 +303,55 @@ fn round_small(v: f32) -> f32 {
     (v + MAGIC) - MAGIC
 }
 
+/// An implementation of the 8-bit product; all give the same bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kernel {
+pub(crate) enum Kernel {
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Vnni,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx2,
     Portable,
 }
 
-/// The VNNI kernel where the CPU has AVX-512 F/BW/VNNI (checked once), else the portable one.
-fn kernel() -> Kernel {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::OnceLock;
-        static VNNI: OnceLock<bool> = OnceLock::new();
-        let vnni = *VNNI.get_or_init(|| {
-            is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx512bw")
-                && is_x86_feature_detected!("avx512vnni")
-        });
-        if vnni {
-            return Kernel::Vnni;
+impl Kernel {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kernel::Vnni => "avx512-vnni",
+            Kernel::Avx2 => "avx2",
+            Kernel::Portable => "portable",
         }
     }
-    Kernel::Portable
+}
+
+/// The kernels this CPU can run, fastest first (checked once).
+pub(crate) fn kernels() -> &'static [Kernel] {
+    use std::sync::OnceLock;
+    static KERNELS: OnceLock<Vec<Kernel>> = OnceLock::new();
+    KERNELS.get_or_init(|| {
+        let mut k = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vnni")
+            {
+                k.push(Kernel::Vnni);
+            }
+            if is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c")
+            {
+                k.push(Kernel::Avx2);
+            }
+        }
+        k.push(Kernel::Portable);
+        k
+    })
+}
+
+/// The fastest kernel this CPU can run.
+fn kernel() -> Kernel {
+    kernels()[0]
 }
 
 /// Rows `r0..r0 + n` of `x` against one group: `out` `[n][16]`. Same arithmetic, in the same
@@ -409,6 +447,77 @@ mod vnni {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{QuantizedRows, BLOCK, GROUP, GROUP_BLOCK_BYTES};
+
+    /// How far ahead of the loads to prefetch weights (bytes).
+    const PREFETCH: usize = 4096;
+
+    /// `N` input rows from `r0` against one group: `out` `[N][16]`, the 16 rows as two registers
+    /// of 8. Without VNNI the byte products go through `vpmaddubsw` (unsigned × signed into
+    /// saturating 16-bit pair sums), so the weights are first made signed again (`q + 128` xor
+    /// 0x80) and the sign moved onto the input: |q| · (x · sign q). Both factors are within
+    /// ±127, so a pair sum (≤ 32 258) never saturates and the 32-bit sums are exactly Σ q · x,
+    /// what the VNNI kernel gets after its offset correction.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, FMA and F16C; the slices as for the VNNI kernel.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn tile<const N: usize>(
+        w: &[u8],
+        s: &[u16],
+        x: &QuantizedRows,
+        r0: usize,
+        out: &mut [f32],
+    ) {
+        debug_assert_eq!(w.len(), x.blocks * GROUP_BLOCK_BYTES);
+        debug_assert_eq!(s.len(), x.blocks * GROUP);
+        debug_assert_eq!(out.len(), N * GROUP);
+        let flip = _mm256_set1_epi8(-128);
+        let ones = _mm256_set1_epi16(1);
+        let mut accf = [[_mm256_setzero_ps(); 2]; N];
+        let xq = x.q.as_ptr().add(r0 * x.stride);
+        for b in 0..x.blocks {
+            let wb = w.as_ptr().add(b * GROUP_BLOCK_BYTES);
+            let mut sums = [[_mm256_setzero_si256(); 2]; N];
+            for step in 0..BLOCK / 4 {
+                let mut q = [_mm256_setzero_si256(); 2];
+                let mut mag = [_mm256_setzero_si256(); 2];
+                _mm_prefetch::<_MM_HINT_T0>(wb.add(step * 64 + PREFETCH).cast());
+                for h in 0..2 {
+                    let raw = _mm256_loadu_si256(wb.add(step * 64 + h * 32).cast());
+                    q[h] = _mm256_xor_si256(raw, flip);
+                    mag[h] = _mm256_abs_epi8(q[h]);
+                }
+                for r in 0..N {
+                    let xp = xq.add(r * x.stride + b * BLOCK + step * 4);
+                    let xv = _mm256_set1_epi32(xp.cast::<i32>().read_unaligned());
+                    for h in 0..2 {
+                        let pairs = _mm256_maddubs_epi16(mag[h], _mm256_sign_epi8(xv, q[h]));
+                        sums[r][h] = _mm256_add_epi32(sums[r][h], _mm256_madd_epi16(pairs, ones));
+                    }
+                }
+            }
+            for h in 0..2 {
+                let ws = _mm256_cvtph_ps(_mm_loadu_si128(s.as_ptr().add(b * GROUP + h * 8).cast()));
+                for r in 0..N {
+                    let i = (r0 + r) * x.blocks + b;
+                    let scale = _mm256_mul_ps(ws, _mm256_set1_ps(x.scales[i]));
+                    accf[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[r][h]), scale, accf[r][h]);
+                }
+            }
+        }
+        for (r, acc) in accf.iter().enumerate() {
+            for (h, a) in acc.iter().enumerate() {
+                _mm256_storeu_ps(out.as_mut_ptr().add(r * GROUP + h * 8), *a);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,19 +589,30 @@ mod tests {
     }
 
     #[test]
-    fn vnni_and_portable_kernels_agree_bit_for_bit() {
+    fn every_kernel_agrees_with_the_portable_one_bit_for_bit() {
         let (rows, cols) = (48, 200);
-        let q = Int8Matrix::quantize(&data(rows * cols, 3), rows, cols);
+        let mut w = data(rows * cols, 3);
+        // Extreme steps in one block: ±127 weights against ±127 inputs (the AVX2 kernel's
+        // 16-bit pair sums must not saturate).
+        for (i, v) in w[..BLOCK].iter_mut().enumerate() {
+            *v = if i % 3 == 0 { -1.0 } else { 1.0 };
+        }
+        let q = Int8Matrix::quantize(&w, rows, cols);
         for m in [1, 2, 3, 4, 7] {
-            let x = data(m * cols, 4);
+            let mut x = data(m * cols, 4);
+            for (i, v) in x[..BLOCK].iter_mut().enumerate() {
+                *v = if i % 3 == 0 { -2.0 } else { 2.0 };
+            }
             let parts = 1 + (m % 2);
             let xq = QuantizedRows::new(&x, m, cols, q.blocks, parts);
             for g in 0..q.groups {
-                let mut a = vec![0f32; parts * m * GROUP];
-                let mut b = vec![0f32; parts * m * GROUP];
-                q.group_product(g, &xq, &mut a, kernel());
-                q.group_product(g, &xq, &mut b, Kernel::Portable);
-                assert_eq!(a, b, "group {g}, m {m}, kernel {:?}", kernel());
+                let mut want = vec![0f32; parts * m * GROUP];
+                q.group_product(g, &xq, &mut want, Kernel::Portable);
+                for &k in kernels() {
+                    let mut got = vec![0f32; parts * m * GROUP];
+                    q.group_product(g, &xq, &mut got, k);
+                    assert_eq!(got, want, "group {g}, m {m}, kernel {k:?}");
+                }
             }
         }
     }

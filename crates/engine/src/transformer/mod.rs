@@ -3,7 +3,7 @@
 
 mod attention;
 mod fast_linear;
-mod int8;
+pub(crate) mod int8;
 mod mlp;
 mod norm;
 mod rotary;
