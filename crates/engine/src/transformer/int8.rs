@@ -492,12 +492,12 @@ mod avx2 {
                     q[h] = _mm256_xor_si256(raw, flip);
                     mag[h] = _mm256_abs_epi8(q[h]);
                 }
-                for r in 0..N {
+                for (r, row_sums) in sums.iter_mut().enumerate() {
                     let xp = xq.add(r * x.stride + b * BLOCK + step * 4);
                     let xv = _mm256_set1_epi32(xp.cast::<i32>().read_unaligned());
                     for h in 0..2 {
                         let pairs = _mm256_maddubs_epi16(mag[h], _mm256_sign_epi8(xv, q[h]));
-                        sums[r][h] = _mm256_add_epi32(sums[r][h], _mm256_madd_epi16(pairs, ones));
+                        row_sums[h] = _mm256_add_epi32(row_sums[h], _mm256_madd_epi16(pairs, ones));
                     }
                 }
             }
