@@ -160,6 +160,8 @@ pub fn run(args: &BenchArgs, common: &Common) -> anyhow::Result<i32> {
         }
         _ => None,
     };
+    let codes = runs.last().map(|r| r.codes.clone()).unwrap_or_default();
+    let decoder = decoder_alone(&model, &codes, args.first_chunk, args.chunk)?;
     let probe = (args.probe_mib > 0).then(|| {
         let buf = bandwidth::probe_buffer(args.probe_mib << 20);
         (
@@ -182,6 +184,8 @@ pub fn run(args: &BenchArgs, common: &Common) -> anyhow::Result<i32> {
         "peak_rss_mb": peak_rss_mb,
         "rss_after_load_mb": rss_after_load_mb,
         "load_average": load_average(),
+        "decoder_one_pass_ms_per_frame": decoder.one_pass,
+        "decoder_chunked_ms_per_frame": decoder.chunked,
     });
     merge(&mut out, extra);
     if let Some((talker, cp)) = worst_cosine {
@@ -292,6 +296,54 @@ fn generation_only_ms(model: &Model, req: &SynthesisRequest) -> anyhow::Result<f
     Ok(t0.elapsed().as_secs_f64() * 1e3)
 }
 
+/// The decoder on its own, on one thread: ms per frame for the whole sequence in one call and
+/// for the session's chunking (`first` frames, then `chunk` at a time) with carried state, each
+/// the best of three.
+struct DecoderAlone {
+    one_pass: f64,
+    chunked: f64,
+}
+
+fn decoder_alone(
+    model: &Model,
+    codes: &[q3tts_engine::Frame],
+    first: usize,
+    chunk: usize,
+) -> anyhow::Result<DecoderAlone> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let codec = model.codec();
+    let per_frame = |t0: Instant| t0.elapsed().as_secs_f64() * 1e3 / codes.len().max(1) as f64;
+    let one_pass = || -> anyhow::Result<f64> {
+        let t0 = Instant::now();
+        codec.decode_chunk(&mut codec.new_stream(), codes)?;
+        Ok(per_frame(t0))
+    };
+    let chunked = || -> anyhow::Result<f64> {
+        let t0 = Instant::now();
+        let mut state = codec.new_stream();
+        let (head, mut rest) = codes.split_at(first.min(codes.len()));
+        codec.decode_chunk(&mut state, head)?;
+        while !rest.is_empty() {
+            let (c, r) = rest.split_at(chunk.min(rest.len()));
+            codec.decode_chunk(&mut state, c)?;
+            rest = r;
+        }
+        Ok(per_frame(t0))
+    };
+    // The best of three, alternating: the least disturbed by whatever else the machine runs.
+    pool.install(|| {
+        let (mut a, mut b) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..3 {
+            a = a.min(one_pass()?);
+            b = b.min(chunked()?);
+        }
+        Ok(DecoderAlone {
+            one_pass: a,
+            chunked: b,
+        })
+    })
+}
+
 /// Worst cosine similarity between `model`'s logits and the f32 model's (same random weights)
 /// with `frames` fed to both, over every step's talker logits and every code-predictor head.
 fn fidelity(
@@ -385,6 +437,13 @@ fn print_table(v: &Value) {
     println!(
         "  decoder (streaming)    {:>9.1} ms/frame",
         f("decoder_ms_per_frame")
+    );
+    println!(
+        "  decoder alone, 1 thread {:>8.1} ms/frame in one pass, {:.1} in chunks of {}+{} (best of 3)",
+        f("decoder_one_pass_ms_per_frame"),
+        f("decoder_chunked_ms_per_frame"),
+        s("first_chunk_frames"),
+        s("chunk_frames")
     );
     println!(
         "  generation             {:>9.2} frames/s (12.5 = real time)",

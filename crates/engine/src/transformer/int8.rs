@@ -418,7 +418,7 @@ mod vnni {
             let mut even = [_mm512_setzero_si512(); N];
             let mut odd = [_mm512_setzero_si512(); N];
             for step in (0..BLOCK / 4).step_by(2) {
-                _mm_prefetch::<_MM_HINT_T0>(wb.add(step * 64 + PREFETCH).cast());
+                _mm_prefetch::<_MM_HINT_NTA>(wb.add(step * 64 + PREFETCH).cast());
                 _mm_prefetch::<_MM_HINT_T0>(wb.add(step * 64 + 64 + PREFETCH).cast());
                 let w0 = _mm512_loadu_si512(wb.add(step * 64).cast());
                 let w1 = _mm512_loadu_si512(wb.add(step * 64 + 64).cast());
@@ -486,7 +486,7 @@ mod avx2 {
             for step in 0..BLOCK / 4 {
                 let mut q = [_mm256_setzero_si256(); 2];
                 let mut mag = [_mm256_setzero_si256(); 2];
-                _mm_prefetch::<_MM_HINT_T0>(wb.add(step * 64 + PREFETCH).cast());
+                _mm_prefetch::<_MM_HINT_NTA>(wb.add(step * 64 + PREFETCH).cast());
                 for h in 0..2 {
                     let raw = _mm256_loadu_si256(wb.add(step * 64 + h * 32).cast());
                     q[h] = _mm256_xor_si256(raw, flip);
