@@ -55,7 +55,7 @@ pub use chunk::AudioChunk;
 pub use error::{Error, Result};
 pub use generate::Frame;
 pub use model::{LoadOptions, Model, ModelInfo, ModelParts, Session, SessionStats, Variant};
-pub use request::{RefAudio, SamplingOptions, SynthesisRequest};
+pub use request::{RefAudio, SamplingOptions, SynthesisRequest, DEFAULT_FIRST_CHUNK_FRAMES};
 pub use transformer::WeightFormat;
 
 /// Output sample rate of every released 12 Hz model.

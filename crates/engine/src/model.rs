@@ -510,7 +510,7 @@ impl Model {
             model: self.clone(),
             generator,
             decoder,
-            first_chunk_frames: req.first_chunk_frames.unwrap_or(req.chunk_frames),
+            first_chunk_frames: req.first_chunk(),
             chunk_frames: req.chunk_frames,
             cancel,
             seed,

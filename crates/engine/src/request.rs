@@ -41,7 +41,7 @@ pub struct SynthesisRequest {
     /// Frames per emitted audio chunk (1 frame = 1920 samples = 80 ms).
     pub chunk_frames: usize,
     /// Frames in the first chunk only (a small first chunk means early audio); `None` uses
-    /// `chunk_frames`.
+    /// [`DEFAULT_FIRST_CHUNK_FRAMES`] (or `chunk_frames` where that is smaller).
     pub first_chunk_frames: Option<usize>,
     /// Prompt layout override. `None` keeps the reference's defaults per mode
     /// (non-streaming text for CustomVoice and VoiceDesign, streaming text for voice clone).
@@ -49,6 +49,11 @@ pub struct SynthesisRequest {
     /// Suppress EOS so that exactly `max_new_tokens - 1` frames are produced (benchmarks, tests).
     pub suppress_eos: bool,
 }
+
+/// Frames in the first audio chunk unless a request says otherwise: 160 ms of audio, so the
+/// speakers start after the prefill and two frames (streaming decode of 2 + 4 + 4 … frames costs
+/// no more than decoding in one pass; `q3tts bench` prints both).
+pub const DEFAULT_FIRST_CHUNK_FRAMES: usize = 2;
 
 impl Default for SynthesisRequest {
     fn default() -> Self {
@@ -69,6 +74,12 @@ impl Default for SynthesisRequest {
 }
 
 impl SynthesisRequest {
+    /// Frames in the first chunk this request gets.
+    pub fn first_chunk(&self) -> usize {
+        self.first_chunk_frames
+            .unwrap_or(self.chunk_frames.min(DEFAULT_FIRST_CHUNK_FRAMES))
+    }
+
     pub fn new(text: impl Into<String>) -> Self {
         Self {
             text: text.into(),

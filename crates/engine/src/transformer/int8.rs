@@ -418,7 +418,9 @@ mod vnni {
             let mut even = [_mm512_setzero_si512(); N];
             let mut odd = [_mm512_setzero_si512(); N];
             for step in (0..BLOCK / 4).step_by(2) {
-                _mm_prefetch::<_MM_HINT_NTA>(wb.add(step * 64 + PREFETCH).cast());
+                // T0, not NTA as in the AVX2 kernel: on an Emerald Rapids VM the one-thread
+                // kernel read 12.4-13.5 GB/s with T0 against 10.6-12.5 with NTA (alternating).
+                _mm_prefetch::<_MM_HINT_T0>(wb.add(step * 64 + PREFETCH).cast());
                 _mm_prefetch::<_MM_HINT_T0>(wb.add(step * 64 + 64 + PREFETCH).cast());
                 let w0 = _mm512_loadu_si512(wb.add(step * 64).cast());
                 let w1 = _mm512_loadu_si512(wb.add(step * 64 + 64).cast());
@@ -524,7 +526,7 @@ mod tests {
 
     fn data(n: usize, seed: u32) -> Vec<f32> {
         (0..n)
-            .map(|i| ((i as f32 * 0.7 + seed as f32).sin() * 1.3 + (i % 7) as f32 * 0.01))
+            .map(|i| (i as f32 * 0.7 + seed as f32).sin() * 1.3 + (i % 7) as f32 * 0.01)
             .collect()
     }
 
@@ -619,9 +621,7 @@ mod tests {
 
     #[test]
     fn half_precision_scales_round_trip() {
-        for v in [
-            0.0f32, 1.0, 0.5, 3.1415, 65504.0, 6.1e-5, 1e-6, 2.3e-3, 1e-9,
-        ] {
+        for v in [0.0f32, 1.0, 0.5, 3.25, 65504.0, 6.1e-5, 1e-6, 2.3e-3, 1e-9] {
             let back = f16_value(f16_bits(v));
             let tol = (v * 2f32.powi(-11)).max(2f32.powi(-25));
             assert!((back - v).abs() <= tol, "{v} -> {back}");

@@ -90,9 +90,9 @@ fn int8_session_gives_finite_audio_and_is_refused_with_bf16() {
         weights: WeightFormat::Int8,
         ..LoadOptions::default()
     };
-    let err = Model::load(&model_dir("tiny-custom-voice"), &opts)
-        .err()
-        .expect("int8 with bf16 is refused")
-        .to_string();
+    let Err(err) = Model::load(&model_dir("tiny-custom-voice"), &opts) else {
+        panic!("int8 with bf16 is refused");
+    };
+    let err = err.to_string();
     assert!(err.contains("f32"), "{err}");
 }

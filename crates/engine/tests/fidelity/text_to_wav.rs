@@ -74,15 +74,15 @@ fn check(m: &Model, name: &str) -> Vec<String> {
             .synthesize(&request(&fx, chunk_frames), CancelToken::new())
             .unwrap();
         let chunks: Vec<AudioChunk> = session.by_ref().collect::<Result<_, _>>().unwrap();
-        let frames = want_codes.len();
+        // By default the first chunk is 2 frames (early audio), then chunks of chunk_frames.
+        let lens: Vec<usize> = chunks.iter().map(|c| c.len() / SAMPLES_PER_FRAME).collect();
+        let want_lens = chunk_plan(want_codes.len(), chunk_frames.min(2), chunk_frames);
         assert_eq!(
-            chunks.len(),
-            frames.div_ceil(chunk_frames),
-            "{name}: chunk count"
+            lens, want_lens,
+            "{name}: chunk lengths, chunks of {chunk_frames}"
         );
-        for (i, c) in chunks.iter().enumerate() {
-            let n = chunk_frames.min(frames - i * chunk_frames);
-            assert_eq!(c.len(), n * SAMPLES_PER_FRAME, "{name}: chunk {i} length");
+        for c in &chunks {
+            assert_eq!(c.len() % SAMPLES_PER_FRAME, 0, "{name}: whole frames");
             assert_eq!(c.sample_rate(), 24_000);
         }
         let wav: Vec<f32> = chunks.iter().flat_map(|c| c.samples().to_vec()).collect();
@@ -94,7 +94,7 @@ fn check(m: &Model, name: &str) -> Vec<String> {
             TOL,
         );
         assert_eq!(session.codes(), &want_codes[..]);
-        assert_eq!(session.stats().frames, frames);
+        assert_eq!(session.stats().frames, want_codes.len());
         assert!(session.stats().first_chunk_s.is_some());
         assert!(
             session.next().is_none(),
@@ -109,16 +109,23 @@ fn check(m: &Model, name: &str) -> Vec<String> {
         .unwrap()
         .map(|c| c.unwrap().len())
         .collect();
-    let frames = want_codes.len();
-    let mut expect = vec![1];
-    let mut left = frames - 1;
-    while left > 0 {
-        expect.push(left.min(4));
-        left -= left.min(4);
-    }
-    let expect: Vec<usize> = expect.into_iter().map(|f| f * SAMPLES_PER_FRAME).collect();
+    let expect: Vec<usize> = chunk_plan(want_codes.len(), 1, 4)
+        .into_iter()
+        .map(|f| f * SAMPLES_PER_FRAME)
+        .collect();
     assert_eq!(lens, expect, "{name}: first chunk 1 frame, then 4");
     plan.notes
+}
+
+/// Frames per chunk for `frames` frames: `first`, then `chunk` each, the last one shorter.
+fn chunk_plan(frames: usize, first: usize, chunk: usize) -> Vec<usize> {
+    let mut out = vec![first.min(frames)];
+    let mut left = frames - out[0];
+    while left > 0 {
+        out.push(left.min(chunk));
+        left -= left.min(chunk);
+    }
+    out
 }
 
 #[test]

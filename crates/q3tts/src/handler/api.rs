@@ -225,6 +225,7 @@ const GENERATE_KEYS: &[&str] = &[
     "greedy",
     "max_new_tokens",
     "chunk_frames",
+    "first_chunk_frames",
     "suppress_eos",
     "non_streaming_mode",
 ];
@@ -256,6 +257,7 @@ pub fn synthesis_request(text: &str, opts: &Map, base: &Path) -> Result<Synthesi
                 req.sampling.max_new_tokens = Some(int_opt(k, v, 1, MAX_NEW_TOKENS)? as usize)
             }
             "chunk_frames" => req.chunk_frames = int_opt(k, v, 1, 1024)? as usize,
+            "first_chunk_frames" => req.first_chunk_frames = Some(int_opt(k, v, 1, 1024)? as usize),
             "greedy" => req.sampling.greedy = bool_opt(k, v)?,
             "suppress_eos" => req.suppress_eos = bool_opt(k, v)?,
             "non_streaming_mode" => req.non_streaming_mode = Some(bool_opt(k, v)?),

@@ -41,8 +41,7 @@ pub fn line(s: &str) {
 /// `"text"`, escaped and cut.
 pub fn quote(text: &str) -> String {
     let mut out = String::from("\"");
-    let mut n = 0;
-    for c in text.trim().chars() {
+    for (n, c) in text.trim().chars().enumerate() {
         if n == QUOTE_CHARS {
             out.push('…');
             break;
@@ -55,7 +54,6 @@ pub fn quote(text: &str) -> String {
             c if c.is_control() => out.push_str(&c.escape_default().to_string()),
             c => out.push(c),
         }
-        n += 1;
     }
     out.push('"');
     out

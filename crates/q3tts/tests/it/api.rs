@@ -8,7 +8,8 @@ use crate::common::*;
 const API_HANDLER: &str = r#"
 fn handle(model, request) {
     let s = model.generate(request.text, #{ speaker: "ryan", language: "english",
-                                           greedy: true, max_new_tokens: 12, chunk_frames: 2 });
+                                           greedy: true, max_new_tokens: 12, chunk_frames: 2,
+                                           first_chunk_frames: 3 });
     let parts = [];
     for chunk in s { parts.push(chunk); }
     let all = concat(parts);
@@ -18,7 +19,7 @@ fn handle(model, request) {
     #{
         rate: model.sample_rate, variant: model.variant, size: model.size, dtype: model.dtype,
         speakers: model.speakers, languages: model.languages,
-        chunks: parts.len(), samples: all.len, seconds: all.duration, seed: s.seed,
+        chunks: parts.len(), first_chunk: parts[0].len, samples: all.len, seconds: all.duration, seed: s.seed,
         peak_ratio: louder.peak / all.peak, padded: padded.len,
     }
 }
@@ -51,8 +52,9 @@ fn model_facts_sessions_and_helpers() {
             .any(|v| v == "auto"),
         "{r}"
     );
-    // 11 frames in chunks of 2 frames: 6 chunks, the last one shorter.
-    assert_eq!(r["chunks"], 6);
+    // 11 frames: a first chunk of 3 frames, then chunks of 2 (4 of them).
+    assert_eq!(r["chunks"], 5);
+    assert_eq!(r["first_chunk"], 3 * 1920);
     assert_eq!(r["samples"], 21_120);
     assert_eq!(r["padded"], 21_120 + 12_000);
     assert!((r["peak_ratio"].as_f64().unwrap() - 2.0).abs() < 1e-6);

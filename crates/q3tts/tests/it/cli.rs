@@ -140,7 +140,11 @@ fn int8_daemon_reports_its_dtype_and_speaks() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let wav = read_audio(&out);
-    assert!(!wav.is_empty() && wav.len() % 1920 == 0, "{}", wav.len());
+    assert!(
+        !wav.is_empty() && wav.len().is_multiple_of(1920),
+        "{}",
+        wav.len()
+    );
     assert!(wav.iter().all(|x| x.is_finite()));
 
     let o = q3tts(&["--dtype", "int4", "serve"], &s.socket(), &s.handler());
