@@ -7,22 +7,43 @@
 //!
 //! Activations are `[1, channels, time]`. Weights keep PyTorch names under `<layer>.conv.*`.
 
-use candle_core::Tensor;
+use std::sync::Arc;
+
+use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 
+use super::packed::{self, PackedWeights};
 use super::stream::{DecoderState, SlotAlloc};
 use crate::Result;
 
 /// Causal Conv1d, stride 1: `y = conv(pad_left(x, (k-1)·d))`.
 #[derive(Debug, Clone)]
 pub(crate) struct CausalConv1d {
-    weight: Tensor,
-    /// The weight as `[k, C_out, C_in]`, one matrix per tap, for the CPU kernel.
-    taps: Tensor,
+    weights: ConvWeights,
     bias: Tensor,
+    bias_v: Vec<f32>,
     dilation: usize,
     context: usize,
     slot: usize,
+}
+
+/// A convolution's weights in the layout the device's kernel wants.
+#[derive(Debug, Clone)]
+enum ConvWeights {
+    /// CPUs with AVX-512: panels for the packed kernel (`packed.rs`); nothing else is kept.
+    Packed(Arc<PackedWeights>),
+    /// Other CPUs and GPUs: the PyTorch weight for candle and, for the `gemm` kernel in
+    /// `cpu.rs`, the same values as one `[C_out, C_in]` matrix per tap.
+    Plain { weight: Tensor, taps: Tensor },
+}
+
+/// Whether `w`'s layer runs on the packed kernel (f32 weights on an AVX-512 CPU).
+fn use_packed(w: &Tensor) -> bool {
+    #[cfg(test)]
+    if tests::PLAIN_ONLY.with(|p| p.get()) {
+        return false;
+    }
+    w.device().is_cpu() && w.dtype() == DType::F32 && packed::available()
 }
 
 impl CausalConv1d {
@@ -37,11 +58,17 @@ impl CausalConv1d {
     ) -> Result<Self> {
         let vb = vb.pp("conv");
         let weight = vb.get((c_out, c_in, kernel), "weight")?;
-        let taps = weight.permute((2, 0, 1))?.contiguous()?;
+        let weights = if use_packed(&weight) {
+            let w = weight.flatten_all()?.to_vec1::<f32>()?;
+            ConvWeights::Packed(Arc::new(PackedWeights::from_conv(&w, c_out, c_in, kernel)))
+        } else {
+            let taps = weight.permute((2, 0, 1))?.contiguous()?;
+            ConvWeights::Plain { weight, taps }
+        };
         let bias = vb.get(c_out, "bias")?;
         Ok(Self {
-            weight,
-            taps,
+            weights,
+            bias_v: bias.to_dtype(DType::F32)?.to_vec1()?,
             bias,
             dilation,
             context: (kernel - 1) * dilation,
@@ -51,12 +78,39 @@ impl CausalConv1d {
 
     pub(crate) fn forward(&self, x: &Tensor, st: &mut DecoderState) -> Result<Tensor> {
         let xe = with_context(x, self.context, self.slot, st)?.contiguous()?;
-        if let Some(y) = super::cpu::conv1d(&xe, &self.taps, &self.bias, self.dilation, 1) {
+        let (weight, taps) = match &self.weights {
+            ConvWeights::Packed(p) => return packed_conv(p, &xe, &self.bias_v, self.dilation),
+            ConvWeights::Plain { weight, taps } => (weight, taps),
+        };
+        if let Some(y) = super::cpu::conv1d(&xe, taps, &self.bias, self.dilation, 1) {
             return y;
         }
-        let y = xe.conv1d(&self.weight, 0, 1, self.dilation, 1)?;
+        let y = xe.conv1d(weight, 0, 1, self.dilation, 1)?;
         Ok(y.broadcast_add(&self.bias.reshape((1, (), 1))?)?)
     }
+}
+
+/// The valid dilated conv of `x` `[1, C_in, L]` on the packed kernel, plus the bias.
+fn packed_conv(w: &PackedWeights, x: &Tensor, bias: &[f32], dilation: usize) -> Result<Tensor> {
+    let (_, _, len) = x.dims3()?;
+    let t = len - (w.taps() - 1) * dilation;
+    let mut y = bias_rows(bias, t);
+    let done = super::cpu::with_f32(x, |xs| w.matmul_acc(xs, len, dilation, &mut y, t));
+    done.ok_or_else(|| internal("the packed conv needs a contiguous f32 CPU input"))?;
+    Ok(Tensor::from_vec(y, (1, w.rows(), t), x.device())?)
+}
+
+/// One row of `len` floats per channel, each filled with its bias.
+fn bias_rows(bias: &[f32], len: usize) -> Vec<f32> {
+    let mut y = vec![0f32; bias.len() * len];
+    for (row, &b) in y.chunks_mut(len.max(1)).zip(bias) {
+        row.fill(b);
+    }
+    y
+}
+
+fn internal(what: &str) -> crate::Error {
+    candle_core::Error::Msg(what.to_string()).into()
 }
 
 /// Depthwise causal Conv1d (`groups = channels`), weight `[C, 1, k]`.
@@ -117,17 +171,27 @@ fn with_context(x: &Tensor, context: usize, slot: usize, st: &mut DecoderState) 
 
 /// Causal ConvTranspose1d (kernel k, stride s), PyTorch weight layout `[C_in, C_out, k]`:
 /// the full transposed conv with its last `k − s` samples cut, so T inputs give T·s outputs.
+/// The kernel is zero-padded to `n·s` taps (`n = ceil(k / s)`), so each input frame writes `n`
+/// whole output blocks of `s` samples: one GEMM gives every frame's blocks, an overlap-add
+/// places them.
 #[derive(Debug, Clone)]
 pub(crate) struct CausalConvTranspose1d {
-    /// `[C_out · n · s, C_in]`: the kernel zero-padded to `n·s` taps (so each input frame writes
-    /// `n` whole output blocks of `s` samples), one row per output tap.
-    w_rows: Tensor,
+    weights: TransposeWeights,
     bias: Tensor,
+    bias_v: Vec<f32>,
     c_out: usize,
     stride: usize,
     /// Output blocks one input frame touches (`ceil(k / s)`).
     blocks: usize,
     slot: usize,
+}
+
+#[derive(Debug, Clone)]
+enum TransposeWeights {
+    /// AVX-512 CPUs: rows `(c_out · n + block) · s + j` packed for the packed kernel.
+    Packed(Arc<PackedWeights>),
+    /// Elsewhere: `[C_out · n · s, C_in]`, one row per output tap.
+    Rows(Tensor),
 }
 
 impl CausalConvTranspose1d {
@@ -143,15 +207,27 @@ impl CausalConvTranspose1d {
         let vb = vb.pp("conv");
         let w = vb.get((c_in, c_out, kernel), "weight")?;
         let blocks = kernel.div_ceil(stride);
-        let w = w.pad_with_zeros(2, 0, blocks * stride - kernel)?;
-        let w_rows = w
-            .reshape((c_in, c_out * blocks * stride))?
-            .t()?
-            .contiguous()?;
-        let bias = vb.get(c_out, "bias")?.reshape((1, c_out, 1))?;
+        let taps = blocks * stride;
+        let weights = if use_packed(&w) {
+            let w = w.flatten_all()?.to_vec1::<f32>()?;
+            let at = |row: usize, ci: usize, _| {
+                let (co, tap) = (row / taps, row % taps);
+                if tap < kernel {
+                    w[(ci * c_out + co) * kernel + tap]
+                } else {
+                    0.0
+                }
+            };
+            TransposeWeights::Packed(Arc::new(PackedWeights::new(c_out * taps, c_in, 1, at)))
+        } else {
+            let w = w.pad_with_zeros(2, 0, taps - kernel)?;
+            TransposeWeights::Rows(w.reshape((c_in, c_out * taps))?.t()?.contiguous()?)
+        };
+        let bias = vb.get(c_out, "bias")?;
         Ok(Self {
-            w_rows,
-            bias,
+            weights,
+            bias_v: bias.to_dtype(DType::F32)?.to_vec1()?,
+            bias: bias.reshape((1, c_out, 1))?,
             c_out,
             stride,
             blocks,
@@ -160,12 +236,66 @@ impl CausalConvTranspose1d {
     }
 
     pub(crate) fn forward(&self, x: &Tensor, st: &mut DecoderState) -> Result<Tensor> {
+        match &self.weights {
+            TransposeWeights::Packed(w) => self.forward_packed(w, &x.contiguous()?, st),
+            TransposeWeights::Rows(w) => self.forward_rows(w, x, st),
+        }
+    }
+
+    /// The packed kernel's GEMM `z[(co·n + b)·s + j][t]`, then the overlap-add in place:
+    /// output sample `(t + b)·s + j` of channel `co` gets `z[(co·n + b)·s + j][t]`; samples past
+    /// the chunk's end are carried to the next chunk.
+    fn forward_packed(
+        &self,
+        w: &PackedWeights,
+        x: &Tensor,
+        st: &mut DecoderState,
+    ) -> Result<Tensor> {
+        let (_, _, t) = x.dims3()?;
+        let (n, s, co) = (self.blocks, self.stride, self.c_out);
+        let mut z = vec![0f32; w.rows() * t];
+        let done = super::cpu::with_f32(x, |xs| w.matmul_acc(xs, t, 1, &mut z, t));
+        done.ok_or_else(|| internal("the packed conv needs a contiguous f32 CPU input"))?;
+        // Each channel's samples of this chunk and the `tail` past its end, in one row.
+        let (out_len, tail) = (t * s, (n - 1) * s);
+        let row = out_len + tail;
+        let mut ext = vec![0f32; co * row];
+        for (er, &b) in ext.chunks_mut(row).zip(&self.bias_v) {
+            er[..out_len].fill(b);
+        }
+        if let Some(prev) = st.take(self.slot) {
+            let prev = prev.flatten_all()?.to_vec1::<f32>()?;
+            for (er, pr) in ext.chunks_mut(row).zip(prev.chunks(tail.max(1))) {
+                er[..tail].iter_mut().zip(pr).for_each(|(a, b)| *a += b);
+            }
+        }
+        for (er, zc) in ext.chunks_mut(row).zip(z.chunks(n * s * t)) {
+            for (r, zr) in zc.chunks(t).enumerate() {
+                let (b, j) = (r / s, r % s);
+                for (i, &v) in zr.iter().enumerate() {
+                    er[(i + b) * s + j] += v;
+                }
+            }
+        }
+        let mut y = Vec::with_capacity(co * out_len);
+        let mut carry = Vec::with_capacity(co * tail);
+        for er in ext.chunks(row) {
+            y.extend_from_slice(&er[..out_len]);
+            carry.extend_from_slice(&er[out_len..]);
+        }
+        if n > 1 {
+            st.put(self.slot, Tensor::from_vec(carry, (co, tail), x.device())?);
+        }
+        Ok(Tensor::from_vec(y, (1, co, out_len), x.device())?)
+    }
+
+    fn forward_rows(&self, w_rows: &Tensor, x: &Tensor, st: &mut DecoderState) -> Result<Tensor> {
         let (_, _, t) = x.dims3()?;
         let (n, s, co) = (self.blocks, self.stride, self.c_out);
         let xt = x.squeeze(0)?.t()?.contiguous()?; // [T, C_in]
-        let z = match super::cpu::linear_rows(&xt, &self.w_rows, None) {
+        let z = match super::cpu::linear_rows(&xt, w_rows, None) {
             Some(z) => z?,
-            None => xt.matmul(&self.w_rows.t()?)?,
+            None => xt.matmul(&w_rows.t()?)?,
         };
         let z = z.reshape((t, co, n, s))?; // [T, C_out, n, s]
                                            // Block b of the output collects z[b - j, :, j, :] for every tap block j.
@@ -206,7 +336,13 @@ mod tests {
     use super::*;
     use candle_core::{DType, Device};
     use candle_nn::VarBuilder;
+    use std::cell::Cell;
     use std::collections::HashMap;
+
+    thread_local! {
+        /// Set by a test to load layers with the plain weights on any CPU.
+        pub(super) static PLAIN_ONLY: Cell<bool> = const { Cell::new(false) };
+    }
 
     fn randn(shape: &[usize], seed: u64) -> Tensor {
         // Deterministic values without a global RNG: a simple LCG mapped to [-1, 1).
@@ -268,8 +404,6 @@ mod tests {
             DType::F32,
             &Device::Cpu,
         );
-        let mut slots = SlotAlloc::default();
-        let conv = CausalConv1d::load(vb, ci, co, k, d, &mut slots).unwrap();
         let x = randn(&[1, ci, 40], 3);
         let want = x
             .pad_with_zeros(2, (k - 1) * d, 0)
@@ -278,11 +412,17 @@ mod tests {
             .unwrap()
             .broadcast_add(&b.reshape((1, co, 1)).unwrap())
             .unwrap();
-        for chunk in [1, 2, 7, 40] {
-            let got = chunked(&x, chunk, slots.count(), |c, st| {
-                conv.forward(c, st).unwrap()
-            });
-            assert!(max_diff(&got, &want) < 1e-5, "chunk {chunk}");
+        // The packed kernel (on AVX-512 CPUs) and the plain weights.
+        for plain in [false, true] {
+            PLAIN_ONLY.with(|p| p.set(plain));
+            let mut slots = SlotAlloc::default();
+            let conv = CausalConv1d::load(vb.clone(), ci, co, k, d, &mut slots).unwrap();
+            for chunk in [1, 2, 7, 40] {
+                let got = chunked(&x, chunk, slots.count(), |c, st| {
+                    conv.forward(c, st).unwrap()
+                });
+                assert!(max_diff(&got, &want) < 1e-5, "plain {plain} chunk {chunk}");
+            }
         }
     }
 
@@ -300,8 +440,6 @@ mod tests {
                 DType::F32,
                 &Device::Cpu,
             );
-            let mut slots = SlotAlloc::default();
-            let tc = CausalConvTranspose1d::load(vb, ci, co, k, s, &mut slots).unwrap();
             let x = randn(&[1, ci, 13], 6);
             let full = x.conv_transpose1d(&w, 0, 0, s, 1, 1).unwrap();
             let want = full
@@ -309,10 +447,18 @@ mod tests {
                 .unwrap()
                 .broadcast_add(&b.reshape((1, co, 1)).unwrap())
                 .unwrap();
-            for chunk in [1, 2, 5, 13] {
-                let got = chunked(&x, chunk, slots.count(), |c, st| tc.forward(c, st).unwrap());
-                assert_eq!(got.dims(), &[1, co, 13 * s]);
-                assert!(max_diff(&got, &want) < 1e-5, "k {k} s {s} chunk {chunk}");
+            for plain in [false, true] {
+                PLAIN_ONLY.with(|p| p.set(plain));
+                let mut slots = SlotAlloc::default();
+                let tc = CausalConvTranspose1d::load(vb.clone(), ci, co, k, s, &mut slots).unwrap();
+                for chunk in [1, 2, 5, 13] {
+                    let got = chunked(&x, chunk, slots.count(), |c, st| tc.forward(c, st).unwrap());
+                    assert_eq!(got.dims(), &[1, co, 13 * s]);
+                    assert!(
+                        max_diff(&got, &want) < 1e-5,
+                        "plain {plain} k {k} s {s} chunk {chunk}"
+                    );
+                }
             }
         }
     }

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use crate::Result;
 
 /// Runs `f` on the tensor's f32 data when it is a contiguous CPU tensor.
-fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
+pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Option<R> {
     if !t.is_contiguous() {
         return None;
     }

@@ -13,6 +13,7 @@ pub(crate) mod cpu;
 mod decoder;
 mod encoder;
 mod linear;
+mod packed;
 mod quantizer;
 pub mod random;
 mod rope;
