@@ -33,12 +33,13 @@ const BLOCKED_MAX_C_IN: usize = 256;
 
 /// A raw pointer shared by the tasks that write disjoint parts of one buffer.
 #[derive(Clone, Copy)]
-struct Ptr(*mut f32);
-// SAFETY: used only to read shared inputs and to write disjoint output blocks (see conv1d).
+pub(crate) struct Ptr(pub(crate) *mut f32);
+// SAFETY: used only to read shared inputs and to write disjoint output blocks (conv1d here,
+// `packed::PackedWeights::matmul_acc`).
 unsafe impl Send for Ptr {}
 unsafe impl Sync for Ptr {}
 impl Ptr {
-    fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }

@@ -12,6 +12,8 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
+use super::cpu::Ptr;
+
 /// Output rows per register tile (and per packed panel).
 pub(crate) const MR: usize = 12;
 /// Floats per AVX-512 vector.
@@ -115,7 +117,7 @@ impl PackedWeights {
             * (2 * LANES);
         let panel_len = self.taps * self.depth * MR;
         let panels = self.rows.div_ceil(MR);
-        let (xp, yp) = (SharedPtr(x.as_ptr() as *mut f32), SharedPtr(y.as_mut_ptr()));
+        let (xp, yp) = (Ptr(x.as_ptr() as *mut f32), Ptr(y.as_mut_ptr()));
         let mut c0 = 0;
         while c0 < n {
             let cols = chunk.min(n - c0);
@@ -144,18 +146,6 @@ impl PackedWeights {
             }
             c0 += cols;
         }
-    }
-}
-
-/// A raw pointer shared by tasks that read one buffer or write disjoint parts of it.
-#[derive(Clone, Copy)]
-struct SharedPtr(*mut f32);
-// SAFETY: see `matmul_acc`: shared reads, disjoint writes.
-unsafe impl Send for SharedPtr {}
-unsafe impl Sync for SharedPtr {}
-impl SharedPtr {
-    fn get(self) -> *mut f32 {
-        self.0
     }
 }
 
