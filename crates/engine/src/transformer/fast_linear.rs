@@ -10,14 +10,13 @@ use std::sync::Arc;
 
 use candle_nn::VarBuilder;
 
-use rayon::prelude::*;
-
 use super::int8::Int8Matrix;
-use crate::codec::cpu::{linear_rows, SMALL_ROWS};
+use super::tiled;
+use crate::codec::cpu::{linear_rows, with_f32, SMALL_ROWS};
 
-/// Rows up to which bf16 inputs and weights go through the bf16 kernel where the CPU has
-/// AVX-512 BF16 or AVX2/FMA (a prompt's prefill); longer inputs use candle's matmul.
-const BF16_MAX_ROWS: usize = 512;
+/// Rows up to which a prompt's prefill goes through our kernels (f32 where the CPU has AVX-512,
+/// bf16 where it has AVX-512 BF16 or AVX2/FMA); longer inputs use candle's matmul.
+const TILED_MAX_ROWS: usize = 512;
 
 /// How a linear layer keeps its weights.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -131,14 +130,15 @@ impl Linear {
             _ => return None,
         };
         let bf16 = inner.weight().dtype() == DType::BF16;
-        // With AVX-512 BF16 or AVX2/FMA the bf16 kernel also beats candle's bf16 matmul on a
-        // prefill (each weight row is read once and multiplied by four input rows at a time
-        // while it is in cache).
-        let max_rows = if bf16 && x.dtype() == DType::BF16 && (has_avx512_bf16() || has_fma()) {
-            BF16_MAX_ROWS
+        // With AVX-512 (f32, or bf16 with BF16) or AVX2/FMA (bf16) the kernels also beat
+        // candle's matmul on a prefill: each weight row is read once and multiplied by four
+        // input rows at a time while it is in cache, with no packing.
+        let tiled = if bf16 {
+            x.dtype() == DType::BF16 && (has_avx512_bf16() || has_fma())
         } else {
-            SMALL_ROWS
+            x.dtype() == DType::F32 && has_avx512f()
         };
+        let max_rows = if tiled { TILED_MAX_ROWS } else { SMALL_ROWS };
         if rows > max_rows || (inner.bias().is_some() && self.bias_v.is_none()) {
             return None;
         }
@@ -146,10 +146,13 @@ impl Linear {
             Ok(x) => x,
             Err(e) => return Some(Err(e)),
         };
+        let (w, bias) = (inner.weight(), self.bias_v.as_deref());
         let y = if bf16 {
-            bf16_rows(&x2, inner.weight(), self.bias_v.as_deref())?
+            bf16_rows(&x2, w, bias)?
+        } else if rows > SMALL_ROWS {
+            f32_tiled(&x2, w, bias)?
         } else {
-            linear_rows(&x2, inner.weight(), self.bias_v.as_deref())?.map_err(to_candle)
+            linear_rows(&x2, w, bias)?.map_err(to_candle)
         };
         Some(y.and_then(|y| {
             let out = y.dim(1)?;
@@ -173,92 +176,131 @@ impl Module for Linear {
 }
 
 /// `x` `[m, in]` (any float dtype) · `w` `[out, in]` bf16ᵀ (+ `bias`) → `[m, out]` in bf16:
-/// weights widened to f32 on the fly, f32 accumulation, one task per block of output rows.
-/// `None` unless `w` is a contiguous bf16 CPU tensor.
+/// f32 accumulation, one task per block of output rows. With AVX-512 BF16 and a bf16 input the
+/// products are bf16 × bf16 in register tiles of four weight rows by four input rows; otherwise
+/// the weights are widened to f32 on the fly. `None` unless `w` is a contiguous bf16 CPU tensor.
 fn bf16_rows(x: &Tensor, w: &Tensor, bias: Option<&[f32]>) -> Option<Result<Tensor>> {
     let (m, k) = x.dims2().ok()?;
     let (out, k_w) = w.dims2().ok()?;
     if k != k_w || k == 0 || !w.is_contiguous() || bias.is_some_and(|b| b.len() != out) {
         return None;
     }
-    let xs = match x
-        .to_dtype(DType::F32)
-        .and_then(|x| x.flatten_all()?.to_vec1::<f32>())
-    {
-        Ok(v) => v,
-        Err(e) => return Some(Err(e)),
-    };
     let (storage, layout) = w.storage_and_layout();
-    let ws: &[u16] = match &*storage {
-        Storage::Cpu(CpuStorage::BF16(v)) => {
-            let v = &v[layout.start_offset()..layout.start_offset() + out * k];
-            // SAFETY: bf16 is a transparent 16-bit value; same length and alignment as u16.
-            unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u16>(), v.len()) }
-        }
-        _ => return None,
-    };
+    let ws = bf16_bits(&storage, layout.start_offset(), out * k)?;
     // A bf16 input (every activation of a bf16 model) is exact as bf16 bits, so the products can
     // be bf16 × bf16 with f32 sums: AVX-512 BF16 does 32 of them per instruction.
-    let x_bits: Option<Vec<u16>> = (x.dtype() == DType::BF16 && has_avx512_bf16())
-        .then(|| xs.iter().map(|v| (v.to_bits() >> 16) as u16).collect());
-    const ROWS_PER_TASK: usize = 32;
-    let mut yt = vec![0f32; out * m]; // [out, m]
-    let task = |(task, dst): (usize, &mut [f32])| {
-        for (r, d) in dst.chunks_mut(m).enumerate() {
-            let o = task * ROWS_PER_TASK + r;
-            let wr = &ws[o * k..(o + 1) * k];
-            let b = bias.map_or(0.0, |b| b[o]);
-            let mut i = 0;
-            while i < m {
-                match &x_bits {
-                    // Four input rows per pass over the weight row (a prefill): four independent
-                    // sums keep the unit busy where one dot product waits on its own latency.
-                    #[cfg(target_arch = "x86_64")]
-                    Some(xb) if i + 4 <= m => {
-                        let row = |j: usize| &xb[(i + j) * k..(i + j + 1) * k];
-                        // SAFETY: x_bits is only Some when the CPU has AVX-512 F and BF16.
-                        let dots =
-                            unsafe { dot4_bf16_avx512(wr, [row(0), row(1), row(2), row(3)]) };
-                        for (j, dot) in dots.iter().enumerate() {
-                            d[i + j] = dot + b;
-                        }
-                        i += 4;
-                        continue;
-                    }
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: as above.
-                    Some(xb) => d[i] = unsafe { dot_bf16_avx512(wr, &xb[i * k..(i + 1) * k]) } + b,
-                    #[cfg(target_arch = "x86_64")]
-                    None if i + 4 <= m && has_fma() => {
-                        let row = |j: usize| &xs[(i + j) * k..(i + j + 1) * k];
-                        // SAFETY: the CPU has AVX2 and FMA (checked).
-                        let dots = unsafe { dot4_bf16_fma(wr, [row(0), row(1), row(2), row(3)]) };
-                        for (j, dot) in dots.iter().enumerate() {
-                            d[i + j] = dot + b;
-                        }
-                        i += 4;
-                        continue;
-                    }
-                    _ => d[i] = dot_bf16(wr, &xs[i * k..(i + 1) * k]) + b,
+    let x_bits = (x.dtype() == DType::BF16 && x.is_contiguous() && has_avx512_bf16())
+        .then(|| {
+            let (s, l) = x.storage_and_layout();
+            bf16_bits(&s, l.start_offset(), m * k).map(<[u16]>::to_vec)
+        })
+        .flatten();
+    let input = match x_bits {
+        Some(bits) if m == 1 => Input::Bf16(bits),
+        Some(bits) => Input::Tiles(tiled::Padded::new(&bits, m, k, ws.as_ptr() as usize)),
+        None => match x
+            .to_dtype(DType::F32)
+            .and_then(|x| x.flatten_all()?.to_vec1::<f32>())
+        {
+            Ok(v) => Input::F32(v),
+            Err(e) => return Some(Err(e)),
+        },
+    };
+    let y = tiled::by_row_blocks(m, out, bias, |first, rows, dst| {
+        let w = &ws[first * k..(first + rows) * k];
+        match &input {
+            // SAFETY (both): bf16 inputs are only kept as bits when the CPU has AVX-512 F, BW
+            // and BF16.
+            #[cfg(target_arch = "x86_64")]
+            Input::Bf16(bits) => {
+                for (d, wr) in dst.iter_mut().zip(w.chunks_exact(k)) {
+                    *d = unsafe { dot_bf16_avx512(wr, bits) };
                 }
-                i += 1;
+            }
+            #[cfg(target_arch = "x86_64")]
+            Input::Tiles(x) => unsafe { tiled::bf16_avx512(w, x, k, dst) },
+            Input::F32(xs) => rows_widened(w, xs, k, dst),
+            #[cfg(not(target_arch = "x86_64"))]
+            Input::Bf16(_) | Input::Tiles(_) => unreachable!("bf16 inputs need AVX-512 BF16"),
+        }
+    });
+    Some(Tensor::from_vec(y, (m, out), x.device()).and_then(|y| y.to_dtype(DType::BF16)))
+}
+
+/// `x` `[m, in]` · `w` `[out, in]`ᵀ (+ `bias`) → `[m, out]`, all f32, in AVX-512 register tiles
+/// ([`tiled::f32_avx512`]). `None` unless both are contiguous f32 CPU tensors.
+fn f32_tiled(x: &Tensor, w: &Tensor, bias: Option<&[f32]>) -> Option<Result<Tensor>> {
+    let (m, k) = x.dims2().ok()?;
+    let (out, k_w) = w.dims2().ok()?;
+    if k != k_w || k == 0 || bias.is_some_and(|b| b.len() != out) {
+        return None;
+    }
+    let y = with_f32(x, |xs| {
+        with_f32(w, |ws| {
+            let xp = tiled::Padded::new(xs, m, k, ws.as_ptr() as usize);
+            tiled::by_row_blocks(m, out, bias, |first, rows, dst| {
+                let w = &ws[first * k..(first + rows) * k];
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: this path is only taken when the CPU has AVX-512 F (`few_rows`).
+                unsafe {
+                    tiled::f32_avx512(w, &xp, k, dst)
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                {
+                    let _ = (w, dst);
+                    unreachable!("the f32 tiles need AVX-512")
+                }
+            })
+        })
+    })??;
+    Some(Tensor::from_vec(y, (m, out), x.device()))
+}
+
+/// The `len` bf16 values from `start` of a CPU bf16 storage, as bits; `None` for other storage.
+fn bf16_bits(storage: &Storage, start: usize, len: usize) -> Option<&[u16]> {
+    match storage {
+        Storage::Cpu(CpuStorage::BF16(v)) => {
+            let v = v.get(start..start + len)?;
+            // SAFETY: bf16 is a transparent 16-bit value; same length and alignment as u16.
+            Some(unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u16>(), v.len()) })
+        }
+        _ => None,
+    }
+}
+
+/// A linear's input as the bf16 kernels take it.
+enum Input {
+    /// One row of bf16 bits (a decode step), for `vdpbf16ps`.
+    Bf16(Vec<u16>),
+    /// Several rows of bf16 bits (a prefill), for the register tiles.
+    Tiles(tiled::Padded<u16>),
+    /// f32, multiplied by weights widened on the fly.
+    F32(Vec<f32>),
+}
+
+/// `dst` `[m, rows]` = `x` `[m, k]` · `w` `[rows, k]`ᵀ with the weights widened to f32: four input
+/// rows per pass over a weight row with AVX2/FMA (a prefill), else one dot product at a time.
+fn rows_widened(w: &[u16], xs: &[f32], k: usize, dst: &mut [f32]) {
+    let m = xs.len() / k;
+    let rows = w.len() / k;
+    for (o, wr) in w.chunks_exact(k).enumerate() {
+        let mut i = 0;
+        #[cfg(target_arch = "x86_64")]
+        if has_fma() {
+            while i + 4 <= m {
+                let row = |j: usize| &xs[(i + j) * k..(i + j + 1) * k];
+                // SAFETY: the CPU has AVX2 and FMA (checked).
+                let dots = unsafe { dot4_bf16_fma(wr, [row(0), row(1), row(2), row(3)]) };
+                for (j, dot) in dots.into_iter().enumerate() {
+                    dst[(i + j) * rows + o] = dot;
+                }
+                i += 4;
             }
         }
-    };
-    if rayon::current_num_threads() == 1 {
-        yt.chunks_mut(ROWS_PER_TASK * m).enumerate().for_each(task);
-    } else {
-        yt.par_chunks_mut(ROWS_PER_TASK * m)
-            .enumerate()
-            .for_each(task);
-    }
-    let mut y = vec![0f32; m * out];
-    for (o, row) in yt.chunks(m).enumerate() {
-        for (i, v) in row.iter().enumerate() {
-            y[i * out + o] = *v;
+        for j in i..m {
+            dst[j * rows + o] = dot_bf16(wr, &xs[j * k..(j + 1) * k]);
         }
     }
-    Some(Tensor::from_vec(y, (m, out), x.device()).and_then(|y| y.to_dtype(DType::BF16)))
 }
 
 /// Dot product of bf16 bits and f32: AVX2/FMA when the CPU has it (checked once), else portable.
@@ -283,14 +325,28 @@ fn has_fma() -> bool {
     false
 }
 
-/// Whether the CPU has AVX-512 F and BF16 (checked once).
+/// Whether the CPU has AVX-512 F (checked once).
+fn has_avx512f() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static F: OnceLock<bool> = OnceLock::new();
+        *F.get_or_init(|| is_x86_feature_detected!("avx512f"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Whether the CPU has AVX-512 F, BW and BF16 (checked once).
 fn has_avx512_bf16() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         use std::sync::OnceLock;
         static BF16: OnceLock<bool> = OnceLock::new();
         *BF16.get_or_init(|| {
-            is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16")
+            is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512bf16")
         })
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -321,36 +377,6 @@ unsafe fn dot_bf16_avx512(w: &[u16], x: &[u16]) -> f32 {
         i += 1;
     }
     s
-}
-
-/// Four dot products of one bf16 weight row with four bf16 input rows (`vdpbf16ps`).
-///
-/// # Safety
-/// The CPU must have AVX-512 F and BF16; every `x[j]` must be as long as `w`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn dot4_bf16_avx512(w: &[u16], x: [&[u16]; 4]) -> [f32; 4] {
-    use std::arch::x86_64::*;
-    let n = w.len();
-    let load = |p: *const u16| -> __m512bh { std::mem::transmute(_mm512_loadu_si512(p.cast())) };
-    let mut acc = [_mm512_setzero_ps(); 4];
-    let mut i = 0;
-    while i + 32 <= n {
-        let wv = load(w.as_ptr().add(i));
-        for j in 0..4 {
-            acc[j] = _mm512_dpbf16_ps(acc[j], wv, load(x[j].as_ptr().add(i)));
-        }
-        i += 32;
-    }
-    let mut out = [0f32; 4];
-    for j in 0..4 {
-        let mut s = _mm512_reduce_add_ps(acc[j]);
-        for t in i..n {
-            s += widen(w[t]) * widen(x[j][t]);
-        }
-        out[j] = s;
-    }
-    out
 }
 
 fn widen(b: u16) -> f32 {
@@ -515,14 +541,16 @@ mod tests {
             .unwrap();
         let lin = Linear::new(w.clone(), Some(b.clone())).unwrap();
         let plain = candle_nn::Linear::new(w, Some(b));
-        for t in [1, 2, SMALL_ROWS, SMALL_ROWS + 3] {
+        // Past SMALL_ROWS a prefill: the AVX-512 tiles where the CPU has them, with 70 rows
+        // spanning two of their input blocks; candle's matmul otherwise.
+        for t in [1, 2, SMALL_ROWS, SMALL_ROWS + 3, 70] {
             let x = Tensor::arange(0f32, (t * 24) as f32, &d)
                 .unwrap()
                 .reshape((1, t, 24))
                 .unwrap()
                 .cos()
                 .unwrap();
-            assert!(lin.few_rows(&x).is_some() == (t <= SMALL_ROWS));
+            assert_eq!(lin.few_rows(&x).is_some(), t <= SMALL_ROWS || has_avx512f());
             let got = lin.forward(&x).unwrap();
             let want = plain.forward(&x).unwrap();
             assert_eq!(got.dims(), &[1, t, 40]);
@@ -597,18 +625,6 @@ mod tests {
             let wide: Vec<f32> = bb.iter().map(|v| widen(*v)).collect();
             let got = unsafe { dot_bf16_avx512(&a, &bb) };
             assert!((got - dot_bf16_portable(&a, &wide)).abs() < 1e-4, "{got}");
-            // Four rows at once: each equals its single dot product.
-            let rows: Vec<Vec<u16>> = (0..4)
-                .map(|j| bb.iter().map(|v| v ^ (j as u16 * 0x0101)).collect())
-                .collect();
-            let four = unsafe { dot4_bf16_avx512(&a, [&rows[0], &rows[1], &rows[2], &rows[3]]) };
-            for (j, r) in rows.iter().enumerate() {
-                let one = unsafe { dot_bf16_avx512(&a, r) };
-                assert!(
-                    (four[j] - one).abs() <= 1e-4 * one.abs().max(1.0),
-                    "{j}: {four:?} {one}"
-                );
-            }
         }
     }
 }

@@ -7,6 +7,7 @@ pub(crate) mod int8;
 mod mlp;
 mod norm;
 mod rotary;
+mod tiled;
 
 use candle_core::{Result, Tensor};
 use candle_nn::kv_cache::KvCache;
