@@ -15,6 +15,7 @@ use rayon::prelude::*;
 /// Output rows per task.
 const ROWS_PER_TASK: usize = 32;
 /// Input rows per block kept in L2 while a task's weight rows pass over it.
+#[cfg(target_arch = "x86_64")]
 const X_BLOCK: usize = 64;
 /// Padding after each input row: one cache line.
 const PAD_BYTES: usize = 64;
@@ -98,6 +99,7 @@ impl<T: Copy + Default> Padded<T> {
 }
 
 /// Elements before `p` reaches a 64-byte boundary (for the tiles' first, masked step).
+#[cfg(target_arch = "x86_64")]
 fn to_line<T>(p: *const T) -> usize {
     (64 - p as usize % 64) % 64 / std::mem::size_of::<T>()
 }
@@ -105,6 +107,7 @@ fn to_line<T>(p: *const T) -> usize {
 /// Walks `dst` `[m, rows]` in tiles: `tile(o, r, i, c, n)` gives weight rows `o..o + r` (r is 4,
 /// or 1 for the last few) against input rows `i..i + c` (c ≤ 4), as `sums[a][j]`; `n` counts
 /// the calls, so each can prefetch its own share of the next task's weights (see [`ahead`]).
+#[cfg(target_arch = "x86_64")]
 fn walk(
     rows: usize,
     m: usize,
@@ -139,6 +142,7 @@ fn walk(
 /// call covers a row, a task makes one call per four rows and input rows; past that, null).
 /// Without it the first pass over each block of weights waits on memory, as the passes are
 /// short and the rest of the time the memory is idle.
+#[cfg(target_arch = "x86_64")]
 fn ahead<T>(w: &[T], k: usize, n: usize) -> *const T {
     if n * k < w.len() {
         w.as_ptr().wrapping_add(w.len() + n * k)
@@ -147,10 +151,49 @@ fn ahead<T>(w: &[T], k: usize, n: usize) -> *const T {
     }
 }
 
+/// Calls `step(t, n)` for the `n` values from `t` over `0..k`, `lanes` at a time: first up to
+/// `w`'s next line boundary (see [`Padded`]), then whole vectors, then the rest.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn sweep<T>(w: *const T, k: usize, lanes: usize, mut step: impl FnMut(usize, usize)) {
+    let mut t = to_line(w).min(k);
+    if t > 0 {
+        step(0, t);
+    }
+    while t + lanes <= k {
+        step(t, lanes);
+        t += lanes;
+    }
+    if t < k {
+        step(t, k - t);
+    }
+}
+
+/// Each accumulator's lanes summed: the tile's R × C results.
+///
+/// # Safety
+/// The CPU must have AVX-512 F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn reduce<const R: usize, const C: usize>(
+    acc: &[[std::arch::x86_64::__m512; C]; R],
+) -> Sums {
+    let mut out = [[0f32; 4]; 4];
+    for (row, acc) in out.iter_mut().zip(acc) {
+        for (v, acc) in row.iter_mut().zip(acc) {
+            *v = std::arch::x86_64::_mm512_reduce_add_ps(*acc);
+        }
+    }
+    out
+}
+
 /// Sums of up to 4 weight rows against up to 4 input rows.
+#[cfg(target_arch = "x86_64")]
 type Sums = [[f32; 4]; 4];
 
 /// Calls `$tile::<R, C>($args)` for the runtime (r, c) that [`walk`] hands out.
+#[cfg(target_arch = "x86_64")]
 macro_rules! dispatch {
     ($tile:ident, $r:expr, $c:expr, $($args:expr),*) => {
         match ($r, $c) {
@@ -210,25 +253,8 @@ unsafe fn tile_f32<const R: usize, const C: usize>(
             }
         }
     };
-    let lanes = |n: usize| ((1u32 << n) - 1) as u16;
-    let mut t = to_line(w).min(k);
-    if t > 0 {
-        step(0, lanes(t));
-    }
-    while t + 16 <= k {
-        step(t, !0);
-        t += 16;
-    }
-    if t < k {
-        step(t, lanes(k - t));
-    }
-    let mut out = [[0f32; 4]; 4];
-    for (row, acc) in out.iter_mut().zip(&acc) {
-        for (v, acc) in row.iter_mut().zip(acc) {
-            *v = _mm512_reduce_add_ps(*acc);
-        }
-    }
-    out
+    sweep(w, k, 16, |t, n| step(t, ((1u32 << n) - 1) as u16));
+    reduce(&acc)
 }
 
 /// `dst` `[m, rows]` = `x` · `w`ᵀ for bf16 weights `w` `[rows, k]` and bf16 inputs `x`, as
@@ -279,25 +305,8 @@ unsafe fn tile_bf16<const R: usize, const C: usize>(
             }
         }
     };
-    let lanes = |n: usize| ((1u64 << n) - 1) as u32;
-    let mut t = to_line(w).min(k);
-    if t > 0 {
-        step(0, lanes(t));
-    }
-    while t + 32 <= k {
-        step(t, !0);
-        t += 32;
-    }
-    if t < k {
-        step(t, lanes(k - t));
-    }
-    let mut out = [[0f32; 4]; 4];
-    for (row, acc) in out.iter_mut().zip(&acc) {
-        for (v, acc) in row.iter_mut().zip(acc) {
-            *v = _mm512_reduce_add_ps(*acc);
-        }
-    }
-    out
+    sweep(w, k, 32, |t, n| step(t, ((1u64 << n) - 1) as u32));
+    reduce(&acc)
 }
 
 #[cfg(test)]
