@@ -45,6 +45,8 @@ pub mod sampling;
 mod session;
 pub mod speaker;
 pub mod talker;
+#[cfg(test)]
+mod test_util;
 pub mod text_tokenizer;
 pub mod transformer;
 pub mod voice_clone;

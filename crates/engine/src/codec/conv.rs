@@ -334,6 +334,7 @@ pub(crate) fn to_channel_major(x: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::max_abs_diff;
     use candle_core::{DType, Device};
     use candle_nn::VarBuilder;
     use std::cell::Cell;
@@ -357,19 +358,6 @@ mod tests {
             })
             .collect();
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
     }
 
     /// Runs `f` over `x` `[1, C, T]` in time chunks of `chunk` with one carried state.
@@ -421,7 +409,10 @@ mod tests {
                 let got = chunked(&x, chunk, slots.count(), |c, st| {
                     conv.forward(c, st).unwrap()
                 });
-                assert!(max_diff(&got, &want) < 1e-5, "plain {plain} chunk {chunk}");
+                assert!(
+                    max_abs_diff(&got, &want) < 1e-5,
+                    "plain {plain} chunk {chunk}"
+                );
             }
         }
     }
@@ -455,7 +446,7 @@ mod tests {
                     let got = chunked(&x, chunk, slots.count(), |c, st| tc.forward(c, st).unwrap());
                     assert_eq!(got.dims(), &[1, co, 13 * s]);
                     assert!(
-                        max_diff(&got, &want) < 1e-5,
+                        max_abs_diff(&got, &want) < 1e-5,
                         "plain {plain} k {k} s {s} chunk {chunk}"
                     );
                 }

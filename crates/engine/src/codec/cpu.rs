@@ -306,6 +306,7 @@ unsafe fn dot_fma(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::max_abs_diff;
 
     #[test]
     fn sin_squared_matches_libm() {
@@ -350,14 +351,7 @@ mod tests {
             let taps = w.permute((2, 0, 1)).unwrap().contiguous().unwrap();
             let got = conv1d(&x, &taps, &b, dil, stride).unwrap().unwrap();
             assert_eq!(got.dims(), want.dims());
-            let err = (got - want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let err = max_abs_diff(&got, &want);
             assert!(err < 1e-3, "{c_in}->{c_out} t {t}: {err}");
         }
     }
@@ -385,14 +379,7 @@ mod tests {
                 .broadcast_add(&Tensor::new(b.as_slice(), &d).unwrap())
                 .unwrap();
             let got = linear_rows(&x, &w, Some(&b)).unwrap().unwrap();
-            let err = (got - want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let err = max_abs_diff(&got, &want);
             assert!(err < 1e-5, "m {m}: {err}");
         }
         let (a, b): (Vec<f32>, Vec<f32>) = (0..100)

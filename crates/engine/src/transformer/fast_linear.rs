@@ -524,6 +524,7 @@ pub fn linear_no_bias(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_util::max_abs_diff;
     use candle_core::{DType, Device};
 
     #[test]
@@ -554,14 +555,7 @@ mod tests {
             let got = lin.forward(&x).unwrap();
             let want = plain.forward(&x).unwrap();
             assert_eq!(got.dims(), &[1, t, 40]);
-            let err = (got - want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let err = max_abs_diff(&got, &want);
             assert!(err < 1e-5, "t {t}: {err}");
         }
         // bf16: the kernel against candle's bf16 matmul, both rounded to bf16 at the end.
@@ -587,15 +581,8 @@ mod tests {
             let got = lin16.forward(&x).unwrap();
             assert_eq!(got.dtype(), DType::BF16);
             let want = plain16.forward(&x).unwrap();
-            let err =
-                (got.to_dtype(DType::F32).unwrap() - want.to_dtype(DType::F32).unwrap()).unwrap();
-            let err = err
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let f32 = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+            let err = max_abs_diff(&f32(&got), &f32(&want));
             assert!(err < 0.05, "t {t}: {err}"); // one bf16 ulp at |y| ≈ 5
         }
         let (a, b): (Vec<u16>, Vec<f32>) = (0..100)

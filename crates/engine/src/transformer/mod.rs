@@ -99,6 +99,7 @@ mod tests {
     use super::DecoderStack;
     use crate::codec::random::random_var_builder;
     use crate::config::StackConfig;
+    use crate::test_util::max_abs_diff;
 
     fn cfg() -> StackConfig {
         serde_json::from_str(
@@ -127,14 +128,7 @@ mod tests {
             );
         }
         let inc = Tensor::cat(&parts, 1).unwrap();
-        let err: f32 = (full - inc)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let err = max_abs_diff(&full, &inc);
         assert!(err < 1e-5, "incremental vs one pass: {err}");
     }
 }
